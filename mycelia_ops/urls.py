@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="upgrades:list", permanent=False), name="home"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("upgrades/", include("upgrades.urls")),
+    path("", include("flags.urls")),
+    path("", include("comms.urls")),
+]
+
+handler400 = "mycelia_ops.errors.bad_request"
+handler403 = "mycelia_ops.errors.permission_denied"
+handler404 = "mycelia_ops.errors.page_not_found"

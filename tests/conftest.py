@@ -1,0 +1,55 @@
+"""Shared fixtures: a release manager, a second manager, a stakeholder and an outsider."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+
+from mycelia_ops.roles import RELEASE_MANAGERS, STAKEHOLDERS
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _user(username: str, group: str | None) -> User:
+    user = User.objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.com")
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.fixture
+def manager(db) -> User:
+    return _user("alice", RELEASE_MANAGERS)
+
+
+@pytest.fixture
+def second_manager(db) -> User:
+    return _user("dave", RELEASE_MANAGERS)
+
+
+@pytest.fixture
+def stakeholder(db) -> User:
+    return _user("bob", STAKEHOLDERS)
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return _user("charlie", None)
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    client.force_login(manager)
+    return client
+
+
+@pytest.fixture
+def stakeholder_client(client, stakeholder):
+    client.force_login(stakeholder)
+    return client
+
+
+@pytest.fixture
+def outsider_client(client, outsider):
+    client.force_login(outsider)
+    return client
