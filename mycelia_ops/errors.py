@@ -7,12 +7,14 @@ from django.shortcuts import render
 
 
 def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith(("/api/", "/ofrep/")) or "application/json" in request.headers.get(
-        "Accept", ""
-    )
+    return request.path.startswith(
+        ("/api/", "/ofrep/")
+    ) or "application/json" in request.headers.get("Accept", "")
 
 
-def _error(request: HttpRequest, status: int, title: str, exception: Exception | None) -> HttpResponse:
+def _error(
+    request: HttpRequest, status: int, title: str, exception: Exception | None
+) -> HttpResponse:
     detail = str(exception) if exception and str(exception) else title
     if _wants_json(request):
         return JsonResponse({"error": detail, "status": status}, status=status)

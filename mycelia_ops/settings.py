@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "comms",
 ]
 
+WHITENOISE_USE_FINDERS = True  # serve static/ straight from the source tree when not collected
+
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -143,8 +145,9 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
+        # Production runs collectstatic and sets this; the embedded setup and tests serve as is.
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG and env_bool("MYCELIA_MANIFEST_STATIC", True)
+        if env_bool("MYCELIA_MANIFEST_STATIC", False)
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }

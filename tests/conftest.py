@@ -11,7 +11,9 @@ PASSWORD = "correct-horse-battery-staple"
 
 
 def _user(username: str, group: str | None) -> User:
-    user = User.objects.create_user(username=username, password=PASSWORD, email=f"{username}@example.com")
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, email=f"{username}@example.com"
+    )
     if group:
         user.groups.add(Group.objects.get_or_create(name=group)[0])
     return user
@@ -53,3 +55,9 @@ def stakeholder_client(client, stakeholder):
 def outsider_client(client, outsider):
     client.force_login(outsider)
     return client
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Hashing strength is Django's business, not ours: keep the suite quick.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

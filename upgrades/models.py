@@ -225,9 +225,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
     ),
 }
 # Moves that end or abandon work need a written reason.
-TRANSITIONS_NEEDING_REASON = frozenset(
-    {Transition.ROLL_BACK, Transition.FAIL, Transition.CANCEL}
-)
+TRANSITIONS_NEEDING_REASON = frozenset({Transition.ROLL_BACK, Transition.FAIL, Transition.CANCEL})
 
 
 class ApprovalState(models.TextChoices):
@@ -316,6 +314,11 @@ class Upgrade(models.Model):
         return self.upgrade_type == UpgradeType.MAJOR
 
     @property
+    def has_deployment_gate(self) -> bool:
+        # An emergency may proceed at once; its open steps still block completion.
+        return self.upgrade_type != UpgradeType.EMERGENCY
+
+    @property
     def needs_approval_afterwards(self) -> bool:
         return self.upgrade_type == UpgradeType.EMERGENCY
 
@@ -401,7 +404,11 @@ class ChecklistStep(models.Model):
 
     @property
     def is_overdue(self) -> bool:
-        return self.status == StepStatus.OPEN and self.due_at is not None and self.due_at < timezone.now()
+        return (
+            self.status == StepStatus.OPEN
+            and self.due_at is not None
+            and self.due_at < timezone.now()
+        )
 
 
 class EventKind(models.TextChoices):

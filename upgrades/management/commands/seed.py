@@ -1,0 +1,65 @@
+"""Load the playbook, and with --demo a demo Mycelia environment and two demo accounts."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+
+from mycelia_ops.roles import RELEASE_MANAGERS, STAKEHOLDERS
+from upgrades.models import Environment, EnvironmentKind
+from upgrades.services import playbook_seed
+
+DEMO_ACCOUNTS = (("manager", RELEASE_MANAGERS, True), ("stakeholder", STAKEHOLDERS, False))
+
+
+class Command(BaseCommand):
+    help = "Load the upgrade playbook's templates (and a demo with --demo)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--demo", action="store_true", help="Add a demo environment and logins."
+        )
+        parser.add_argument(
+            "--reset", action="store_true", help="Reload templates over any admin edits."
+        )
+        parser.add_argument(
+            "--demo-url",
+            default="http://127.0.0.1:8100",
+            help="Base URL of the demo Mycelia target.",
+        )
+
+    def handle(self, *args, demo: bool, reset: bool, demo_url: str, **options):
+        written = playbook_seed(reset=reset)
+        self.stdout.write(f"Playbook: {written} template(s) loaded.")
+        if demo:
+            self._seed_demo(demo_url)
+
+    def _seed_demo(self, demo_url: str) -> None:
+        for name, slug, kind in (
+            ("Demo staging", "staging", EnvironmentKind.STAGING),
+            ("Demo production", "production", EnvironmentKind.PRODUCTION),
+        ):
+            Environment.objects.update_or_create(
+                slug=slug, defaults={"name": name, "kind": kind, "base_url": demo_url}
+            )
+        # The demo makes its own passwords once and keeps them beside the database.
+        credentials_file = settings.DATA_DIR / "demo_logins.json"
+        credentials = json.loads(credentials_file.read_text()) if credentials_file.exists() else {}
+        User = get_user_model()
+        for username, group, staff in DEMO_ACCOUNTS:
+            password = credentials.setdefault(username, secrets.token_urlsafe(12))
+            user, _ = User.objects.get_or_create(username=username)
+            user.is_staff = staff
+            user.set_password(password)
+            user.save()
+            user.groups.add(Group.objects.get_or_create(name=group)[0])
+        credentials_file.write_text(json.dumps(credentials, indent=2))
+        credentials_file.chmod(0o600)
+        self.stdout.write("Demo environments: staging, production → " + demo_url)
+        for username, group, _ in DEMO_ACCOUNTS:
+            self.stdout.write(f"  login {username} / {credentials[username]}  ({group})")

@@ -1,0 +1,570 @@
+"""Writes that span rows: creating upgrades from the playbook, moving them, ticking their steps.
+
+Views, commands and tasks all call these; each state change writes its timeline event in the same
+transaction. Refusals raise UpgradeError subclasses that carry the HTTP status to answer with.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from upgrades.models import (
+    TRANSITIONS_NEEDING_REASON,
+    TYPE_PROFILES,
+    ApprovalDecision,
+    ApprovalState,
+    ChecklistStep,
+    EmergencyKind,
+    Environment,
+    EventKind,
+    PhaseStage,
+    PlaybookPhase,
+    PlaybookStep,
+    PlaybookTemplate,
+    Risk,
+    StepStatus,
+    Transition,
+    Upgrade,
+    UpgradeEvent,
+    UpgradePhase,
+    UpgradeStatus,
+    UpgradeType,
+)
+from upgrades.playbook import playbook_templates
+
+
+class UpgradeError(Exception):
+    """A refusal a person can read; `status` is the HTTP answer it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidInput(UpgradeError):
+    status = 400
+
+
+class NotAllowed(UpgradeError):
+    status = 403
+
+
+class Conflict(UpgradeError):
+    """The upgrade's state does not allow this now (wrong status, gate closed, ...)."""
+
+    status = 409
+
+
+def _event(
+    *,
+    upgrade: Upgrade,
+    kind: str,
+    by: Any,
+    step: ChecklistStep | None = None,
+    from_value: str = "",
+    to_value: str = "",
+    message: str = "",
+) -> UpgradeEvent:
+    return UpgradeEvent.objects.create(
+        upgrade=upgrade,
+        kind=kind,
+        actor=by,
+        step=step,
+        from_value=from_value,
+        to_value=to_value,
+        message=message,
+    )
+
+
+# --- the playbook ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def playbook_seed(*, reset: bool = False) -> int:
+    """Load the playbook's templates; existing ones are kept (staff may have edited them)
+    unless `reset`. Returns how many templates were written."""
+    written = 0
+    for spec in playbook_templates():
+        existing = PlaybookTemplate.objects.filter(
+            upgrade_type=spec.upgrade_type, emergency_kind=spec.emergency_kind
+        ).first()
+        if existing and not reset:
+            continue
+        if existing:
+            existing.delete()
+        template = PlaybookTemplate.objects.create(
+            upgrade_type=spec.upgrade_type,
+            emergency_kind=spec.emergency_kind,
+            name=spec.name,
+            description=spec.description,
+            rollback_procedure=spec.rollback_procedure,
+        )
+        for phase_order, phase_spec in enumerate(spec.phases, start=1):
+            phase = PlaybookPhase.objects.create(
+                template=template, order=phase_order, title=phase_spec.title, stage=phase_spec.stage
+            )
+            PlaybookStep.objects.bulk_create(
+                PlaybookStep(
+                    phase=phase,
+                    order=step_order,
+                    section=step.section,
+                    title=step.title,
+                    description=step.description,
+                    commands=step.commands,
+                    kind=step.kind,
+                    required=step.required,
+                )
+                for step_order, step in enumerate(phase_spec.steps, start=1)
+            )
+        written += 1
+    return written
+
+
+# --- upgrades --------------------------------------------------------------------------------
+
+
+def _validate_new_upgrade(
+    *,
+    upgrade_type: str,
+    emergency_kind: str,
+    title: str,
+    flag_key: str,
+    version_to: str,
+    risk: str | None,
+    window_start: datetime | None,
+    window_minutes: int | None,
+) -> None:
+    if upgrade_type not in UpgradeType.values:
+        raise InvalidInput(f"Unknown upgrade type {upgrade_type!r}.", field="upgrade_type")
+    if not title.strip():
+        raise InvalidInput("Give the upgrade a title.", field="title")
+    if upgrade_type == UpgradeType.EMERGENCY and emergency_kind not in EmergencyKind.values:
+        raise InvalidInput(
+            "An emergency upgrade is either a security patch or a critical bug fix.",
+            field="emergency_kind",
+        )
+    if upgrade_type != UpgradeType.EMERGENCY and emergency_kind:
+        raise InvalidInput(
+            "Only emergency upgrades have an emergency kind.", field="emergency_kind"
+        )
+    if upgrade_type == UpgradeType.FEATURE_FLAG and not flag_key.strip():
+        raise InvalidInput("A feature flag upgrade names its feature flag.", field="flag_key")
+    if upgrade_type in (UpgradeType.MINOR, UpgradeType.MAJOR) and not version_to.strip():
+        raise InvalidInput("A version upgrade names the version it goes to.", field="version_to")
+    if risk:
+        _validate_risk(upgrade_type=upgrade_type, risk=risk)
+    if window_minutes is not None and window_minutes <= 0:
+        raise InvalidInput(
+            "The expected duration must be at least one minute.", field="window_minutes"
+        )
+    if window_minutes and not window_start:
+        raise InvalidInput("A duration needs a window start.", field="window_start")
+
+
+def _validate_risk(*, upgrade_type: str, risk: str) -> None:
+    if risk not in Risk.values:
+        raise InvalidInput(f"Unknown risk {risk!r}.", field="risk")
+    floor = TYPE_PROFILES[upgrade_type]["risk"]
+    if Risk.rank(risk) < Risk.rank(floor):
+        raise InvalidInput(
+            f"The playbook rates this type {Risk(floor).label}; risk can be raised, not lowered.",
+            field="risk",
+        )
+
+
+def upgrade_create(
+    *,
+    upgrade_type: str,
+    title: str,
+    environment: Environment,
+    owner: Any,
+    by: Any,
+    emergency_kind: str = "",
+    version_from: str = "",
+    version_to: str = "",
+    flag_key: str = "",
+    risk: str | None = None,
+    window_start: datetime | None = None,
+    window_minutes: int | None = None,
+) -> Upgrade:
+    """Create an upgrade and copy its type's playbook template into its own checklist, so later
+    template edits never rewrite its history."""
+    _validate_new_upgrade(
+        upgrade_type=upgrade_type,
+        emergency_kind=emergency_kind,
+        title=title,
+        flag_key=flag_key,
+        version_to=version_to,
+        risk=risk,
+        window_start=window_start,
+        window_minutes=window_minutes,
+    )
+    template = (
+        PlaybookTemplate.objects.filter(upgrade_type=upgrade_type, emergency_kind=emergency_kind)
+        .prefetch_related("phases__steps")
+        .first()
+    )
+    if template is None:
+        raise Conflict(
+            "No playbook template exists for this type yet: run `python manage.py seed`."
+        )
+    profile = TYPE_PROFILES[upgrade_type]
+    approval = (
+        ApprovalState.PENDING
+        if upgrade_type in (UpgradeType.MAJOR, UpgradeType.EMERGENCY)
+        else ApprovalState.NOT_REQUIRED
+    )
+    with transaction.atomic():
+        upgrade = Upgrade.objects.create(
+            upgrade_type=upgrade_type,
+            emergency_kind=emergency_kind,
+            title=title.strip(),
+            version_from=version_from.strip(),
+            version_to=version_to.strip(),
+            flag_key=flag_key.strip(),
+            environment=environment,
+            owner=owner,
+            risk=risk or profile["risk"],
+            rollback_method=profile["rollback"],
+            window_start=window_start,
+            window_minutes=window_minutes,
+            approval=approval,
+            template=template,
+        )
+        steps: list[ChecklistStep] = []
+        for template_phase in template.phases.all():
+            phase = UpgradePhase.objects.create(
+                upgrade=upgrade,
+                order=template_phase.order,
+                title=template_phase.title,
+                stage=template_phase.stage,
+            )
+            steps.extend(
+                ChecklistStep(
+                    upgrade=upgrade,
+                    phase=phase,
+                    order=template_step.order,
+                    section=template_step.section,
+                    title=template_step.title,
+                    description=template_step.description,
+                    commands=template_step.commands,
+                    kind=template_step.kind,
+                    required=template_step.required,
+                )
+                for template_step in template_phase.steps.all()
+            )
+        ChecklistStep.objects.bulk_create(steps)
+        _event(
+            upgrade=upgrade,
+            kind=EventKind.CREATED,
+            by=by,
+            to_value=UpgradeStatus.DRAFT,
+            message=f"{upgrade.type_label} upgrade created from “{template.name}” "
+            f"with {len(steps)} steps.",
+        )
+    return upgrade
+
+
+def _locked(upgrade: Upgrade) -> Upgrade:
+    return Upgrade.objects.select_for_update().get(pk=upgrade.pk)
+
+
+def open_required_steps(upgrade: Upgrade, *, stages: set[str]) -> list[ChecklistStep]:
+    return list(
+        ChecklistStep.objects.filter(
+            upgrade=upgrade, phase__stage__in=stages, required=True, status=StepStatus.OPEN
+        ).select_related("phase")
+    )
+
+
+def _describe_open(steps: list[ChecklistStep]) -> str:
+    names = ", ".join(f"“{s.title}”" for s in steps[:3])
+    more = f" and {len(steps) - 3} more" if len(steps) > 3 else ""
+    return f"{names}{more}"
+
+
+def upgrade_transition(
+    *,
+    upgrade: Upgrade,
+    transition: str,
+    by: Any,
+    reason: str = "",
+    override_reason: str = "",
+) -> Upgrade:
+    """Move an upgrade through its lifecycle, enforcing the playbook's gates.
+
+    Starting the deployment needs every required pre-upgrade step done or skipped, unless a
+    release manager overrides the gate with a written reason (`override_reason`).
+    """
+    if transition not in Transition.values:
+        raise InvalidInput(f"Unknown action {transition!r}.")
+    reason = reason.strip()
+    override_reason = override_reason.strip()
+    if transition in TRANSITIONS_NEEDING_REASON and not reason:
+        raise InvalidInput(
+            f"“{Transition(transition).label}” needs a reason for the timeline.", field="reason"
+        )
+    with transaction.atomic():
+        upgrade = _locked(upgrade)
+        target = upgrade.transition_target(transition)
+        if target is None:
+            raise Conflict(
+                f"An upgrade that is {upgrade.get_status_display().lower()} cannot "
+                f"“{Transition(transition).label.lower()}”."
+            )
+        if transition == Transition.SCHEDULE and not upgrade.window_start:
+            raise Conflict("Set a maintenance window start before scheduling.")
+        if transition == Transition.START:
+            blocked = upgrade.approval_blocks_start()
+            if blocked:
+                raise Conflict(blocked)
+            still_open = (
+                open_required_steps(upgrade, stages={PhaseStage.PRE})
+                if upgrade.has_deployment_gate
+                else []
+            )
+            if still_open and not override_reason:
+                raise Conflict(
+                    f"{len(still_open)} required pre-upgrade step(s) are still open: "
+                    f"{_describe_open(still_open)}. Finish or skip them, or override the gate "
+                    "with a written reason."
+                )
+            if still_open:
+                upgrade.gate_override_reason = override_reason
+                _event(
+                    upgrade=upgrade,
+                    kind=EventKind.GATE_OVERRIDDEN,
+                    by=by,
+                    from_value=f"{len(still_open)} open",
+                    to_value="overridden",
+                    message=f"Deployment gate overridden with {len(still_open)} required step(s) "
+                    f"open ({_describe_open(still_open)}). Reason: {override_reason}",
+                )
+        if transition == Transition.COMPLETE:
+            still_open = open_required_steps(
+                upgrade, stages={PhaseStage.PRE, PhaseStage.DEPLOY, PhaseStage.POST}
+            )
+            if still_open:
+                raise Conflict(
+                    f"{len(still_open)} required step(s) are still open: "
+                    f"{_describe_open(still_open)}. Completion needs every required step done "
+                    "or skipped."
+                )
+        previous = upgrade.status
+        upgrade.status = target
+        now = timezone.now()
+        if transition == Transition.START:
+            upgrade.started_at = now
+        if upgrade.is_finished:
+            upgrade.finished_at = now
+        upgrade.save()
+        _event(
+            upgrade=upgrade,
+            kind=EventKind.TRANSITION,
+            by=by,
+            from_value=previous,
+            to_value=target,
+            message=reason,
+        )
+    return upgrade
+
+
+def upgrade_decide(*, upgrade: Upgrade, by: Any, decision: str, reason: str) -> Upgrade:
+    """Record a go/no-go decision. Four eyes: never by the upgrade's own owner."""
+    if decision not in (ApprovalState.GO, ApprovalState.NO_GO):
+        raise InvalidInput("The decision is either go or no-go.", field="decision")
+    if not reason.strip():
+        raise InvalidInput("A go/no-go decision needs its reason.", field="reason")
+    with transaction.atomic():
+        upgrade = _locked(upgrade)
+        if upgrade.approval == ApprovalState.NOT_REQUIRED:
+            raise Conflict(f"A {upgrade.type_label.lower()} upgrade needs no go/no-go approval.")
+        if upgrade.is_finished and upgrade.upgrade_type != UpgradeType.EMERGENCY:
+            raise Conflict("This upgrade is finished; its approval can no longer change.")
+        if by.pk == upgrade.owner_id:
+            raise NotAllowed(
+                "Four eyes: the go/no-go decision must come from a release manager other than "
+                "the upgrade's owner."
+            )
+        previous = upgrade.approval
+        upgrade.approval = decision
+        upgrade.save(update_fields=["approval", "updated_at"])
+        ApprovalDecision.objects.create(
+            upgrade=upgrade, decided_by=by, decision=decision, reason=reason.strip()
+        )
+        _event(
+            upgrade=upgrade,
+            kind=EventKind.APPROVAL,
+            by=by,
+            from_value=previous,
+            to_value=decision,
+            message=reason.strip(),
+        )
+    return upgrade
+
+
+def upgrade_set_risk(*, upgrade: Upgrade, risk: str, by: Any, reason: str) -> Upgrade:
+    if not reason.strip():
+        raise InvalidInput("Say why the risk changes.", field="reason")
+    _validate_risk(upgrade_type=upgrade.upgrade_type, risk=risk)
+    with transaction.atomic():
+        upgrade = _locked(upgrade)
+        if upgrade.is_finished:
+            raise Conflict("This upgrade is finished; its risk can no longer change.")
+        if upgrade.risk == risk:
+            return upgrade
+        previous = upgrade.risk
+        upgrade.risk = risk
+        upgrade.save(update_fields=["risk", "updated_at"])
+        _event(
+            upgrade=upgrade,
+            kind=EventKind.RISK_CHANGED,
+            by=by,
+            from_value=previous,
+            to_value=risk,
+            message=reason.strip(),
+        )
+    return upgrade
+
+
+# --- checklist steps -------------------------------------------------------------------------
+
+
+def _locked_step(step: ChecklistStep) -> tuple[Upgrade, ChecklistStep]:
+    """Lock the upgrade, then the step: every writer takes them in this order, so two managers
+    ticking at once queue up instead of overwriting each other."""
+    upgrade = Upgrade.objects.select_for_update().get(pk=step.upgrade_id)
+    if not upgrade.can_change_checklist():
+        raise Conflict(
+            f"The upgrade is {upgrade.get_status_display().lower()}: its checklist is closed."
+        )
+    return upgrade, ChecklistStep.objects.select_for_update().get(pk=step.pk)
+
+
+def step_complete(*, step: ChecklistStep, by: Any, note: str = "") -> tuple[ChecklistStep, bool]:
+    """Tick a step. Ticking a step someone else has just ticked changes nothing.
+    Returns the step and whether anything changed."""
+    with transaction.atomic():
+        upgrade, step = _locked_step(step)
+        if step.status == StepStatus.DONE:
+            return step, False
+        previous = step.status
+        step.status = StepStatus.DONE
+        step.completed_by = by
+        step.completed_at = timezone.now()
+        step.skip_reason = ""
+        if note.strip():
+            step.note = note.strip()
+        step.save()
+        _event(
+            upgrade=upgrade,
+            kind=EventKind.STEP_DONE,
+            by=by,
+            step=step,
+            from_value=previous,
+            to_value=StepStatus.DONE,
+            message=note.strip(),
+        )
+    return step, True
+
+
+def step_reopen(*, step: ChecklistStep, by: Any, reason: str) -> tuple[ChecklistStep, bool]:
+    if not reason.strip():
+        raise InvalidInput("Unticking a step needs a reason.", field="reason")
+    with transaction.atomic():
+        upgrade, step = _locked_step(step)
+        if step.status == StepStatus.OPEN:
+            return step, False
+        previous = step.status
+        step.status = StepStatus.OPEN
+        step.completed_by = None
+        step.completed_at = None
+        step.skip_reason = ""
+        step.save()
+        _event(
+            upgrade=upgrade,
+            kind=EventKind.STEP_REOPENED,
+            by=by,
+            step=step,
+            from_value=previous,
+            to_value=StepStatus.OPEN,
+            message=reason.strip(),
+        )
+    return step, True
+
+
+def step_skip(*, step: ChecklistStep, by: Any, reason: str) -> tuple[ChecklistStep, bool]:
+    if not reason.strip():
+        raise InvalidInput("Skipping a step (“not doing”) needs a reason.", field="reason")
+    with transaction.atomic():
+        upgrade, step = _locked_step(step)
+        if step.status == StepStatus.SKIPPED:
+            return step, False
+        previous = step.status
+        step.status = StepStatus.SKIPPED
+        step.skip_reason = reason.strip()
+        step.completed_by = by
+        step.completed_at = timezone.now()
+        step.save()
+        _event(
+            upgrade=upgrade,
+            kind=EventKind.STEP_SKIPPED,
+            by=by,
+            step=step,
+            from_value=previous,
+            to_value=StepStatus.SKIPPED,
+            message=reason.strip(),
+        )
+    return step, True
+
+
+def step_update(
+    *,
+    step: ChecklistStep,
+    by: Any,
+    assignee: Any | None,
+    due_at: datetime | None,
+    evidence_url: str,
+    note: str,
+) -> tuple[ChecklistStep, bool]:
+    """Change a step's assignee, due time and evidence; the timeline says what changed."""
+    with transaction.atomic():
+        upgrade, step = _locked_step(step)
+        changes: list[str] = []
+        new_values = {
+            "assignee": assignee,
+            "due_at": due_at,
+            "evidence_url": evidence_url.strip(),
+            "note": note.strip(),
+        }
+        for name, value in new_values.items():
+            old = getattr(step, name)
+            if old != value:
+                changes.append(f"{name.replace('_', ' ')}: {_shown(old)} → {_shown(value)}")
+                setattr(step, name, value)
+        if not changes:
+            return step, False
+        step.save()
+        _event(
+            upgrade=upgrade,
+            kind=EventKind.STEP_UPDATED,
+            by=by,
+            step=step,
+            message="; ".join(changes),
+        )
+    return step, True
+
+
+def _shown(value: Any) -> str:
+    if value in (None, ""):
+        return "—"
+    if isinstance(value, datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    return str(value)

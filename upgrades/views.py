@@ -1,0 +1,252 @@
+"""Thin views: read with selectors, write with services, answer HTMX with named partials."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from mycelia_ops.roles import release_manager_required, viewer_required
+from upgrades import selectors, services
+from upgrades.forms import StepUpdateForm, UpgradeCreateForm
+from upgrades.models import (
+    TYPE_PROFILES,
+    ChecklistStep,
+    Environment,
+    Risk,
+    Transition,
+    Upgrade,
+    UpgradeStatus,
+    UpgradeType,
+)
+
+TIMELINE_ON_PAGE = 30
+
+
+def _get_upgrade_for_user(request: HttpRequest, upgrade_id: int) -> Upgrade:
+    # Every signed-in release manager and stakeholder sees every upgrade; the role decorators
+    # have already turned everyone else away.
+    return get_object_or_404(
+        Upgrade.objects.select_related("environment", "owner", "template"), pk=upgrade_id
+    )
+
+
+@require_GET
+@viewer_required
+def upgrade_list(request: HttpRequest) -> HttpResponse:
+    filters = {
+        "upgrade_type": request.GET.get("type", ""),
+        "status": request.GET.get("status", ""),
+        "environment": request.GET.get("environment", ""),
+        "query": request.GET.get("q", "").strip(),
+    }
+    page = Paginator(selectors.upgrade_list(**filters), settings.PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query_without_page = request.GET.copy()
+    query_without_page.pop("page", None)
+    context = {
+        "page": page,
+        "filters": filters,
+        "types": UpgradeType.choices,
+        "statuses": UpgradeStatus.choices,
+        "environments": Environment.objects.all(),
+        "query_string": query_without_page.urlencode(),
+    }
+    template = "upgrades/list.html#results" if request.htmx else "upgrades/list.html"
+    return render(request, template, context)
+
+
+@require_http_methods(["GET", "POST"])
+@release_manager_required
+def upgrade_create(request: HttpRequest) -> HttpResponse:
+    form = UpgradeCreateForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                upgrade = services.upgrade_create(
+                    upgrade_type=data["upgrade_type"],
+                    emergency_kind=data["emergency_kind"],
+                    title=data["title"],
+                    environment=data["environment"],
+                    owner=request.user,
+                    by=request.user,
+                    version_from=data["version_from"],
+                    version_to=data["version_to"],
+                    flag_key=data["flag_key"],
+                    risk=data["risk"] or None,
+                    window_start=data["window_start"],
+                    window_minutes=data["window_minutes"],
+                )
+            except services.UpgradeError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+                status = error.status
+            else:
+                messages.success(request, f"Upgrade “{upgrade.title}” created.")
+                return redirect(upgrade)
+        else:
+            status = 400
+    context = {
+        "form": form,
+        "profiles": _profiles(),
+        "no_environments": not Environment.objects.exists(),
+    }
+    return render(request, "upgrades/create.html", context, status=status)
+
+
+def _profiles() -> list[dict[str, str]]:
+    return [
+        {
+            "label": UpgradeType(kind).label,
+            "purpose": profile["purpose"],
+            "risk": Risk(profile["risk"]).label,
+            "rollback": profile["rollback"].label,
+        }
+        for kind, profile in TYPE_PROFILES.items()
+    ]
+
+
+def _detail_context(request: HttpRequest, upgrade: Upgrade, *, error: str = "") -> dict:
+    return {
+        "upgrade": upgrade,
+        "checklist": selectors.upgrade_checklist(upgrade),
+        "timeline": selectors.upgrade_timeline(upgrade)[:TIMELINE_ON_PAGE],
+        "timeline_more": selectors.upgrade_timeline(upgrade).count() > TIMELINE_ON_PAGE,
+        "transitions": [Transition(t) for t in upgrade.allowed_transitions()],
+        "decisions": upgrade.decisions.select_related("decided_by")[:5],
+        "risks": Risk.choices,
+        "error": error,
+        "step_form": StepUpdateForm(),
+    }
+
+
+def _render_detail(
+    request: HttpRequest, upgrade: Upgrade, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    template = "upgrades/detail.html#body" if request.htmx else "upgrades/detail.html"
+    return render(request, template, _detail_context(request, upgrade, error=error), status=status)
+
+
+@require_GET
+@viewer_required
+def upgrade_detail(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    return _render_detail(request, _get_upgrade_for_user(request, upgrade_id))
+
+
+@require_GET
+@viewer_required
+def upgrade_timeline(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    page = Paginator(selectors.upgrade_timeline(upgrade), 50).get_page(request.GET.get("page"))
+    return render(request, "upgrades/timeline.html", {"upgrade": upgrade, "page": page})
+
+
+def _after_write(
+    request: HttpRequest, upgrade_id: int, *, error: services.UpgradeError | None, done: str
+) -> HttpResponse:
+    """One answer for every write: the refreshed body for HTMX, a redirect (or the page with
+    the refusal) without JavaScript."""
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    if error is not None:
+        return _render_detail(request, upgrade, error=error.message, status=error.status)
+    if request.htmx:
+        return _render_detail(request, upgrade)
+    if done:
+        messages.success(request, done)
+    return redirect(upgrade)
+
+
+@require_POST
+@release_manager_required
+def step_action(request: HttpRequest, upgrade_id: int, step_id: int, action: str) -> HttpResponse:
+    step = get_object_or_404(ChecklistStep, pk=step_id, upgrade_id=upgrade_id)
+    text = request.POST.get("reason", "") or request.POST.get("note", "")
+    error = None
+    done = ""
+    try:
+        if action == "complete":
+            _, changed = services.step_complete(step=step, by=request.user, note=text)
+            done = f"“{step.title}” done." if changed else f"“{step.title}” was already done."
+        elif action == "reopen":
+            services.step_reopen(step=step, by=request.user, reason=text)
+            done = f"“{step.title}” reopened."
+        elif action == "skip":
+            services.step_skip(step=step, by=request.user, reason=text)
+            done = f"“{step.title}” marked not doing."
+        elif action == "update":
+            form = StepUpdateForm(request.POST)
+            if not form.is_valid():
+                problems = "; ".join(
+                    f"{name.replace('_', ' ')}: {' '.join(errs)}"
+                    for name, errs in form.errors.items()
+                )
+                raise services.InvalidInput(f"Step details not saved: {problems}")
+            services.step_update(step=step, by=request.user, **form.cleaned_data)
+            done = f"“{step.title}” updated."
+        else:
+            raise services.InvalidInput(f"Unknown step action {action!r}.")
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_write(request, upgrade_id, error=error, done=done)
+
+
+@require_POST
+@release_manager_required
+def upgrade_transition(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    error = None
+    try:
+        upgrade = services.upgrade_transition(
+            upgrade=upgrade,
+            transition=request.POST.get("transition", ""),
+            by=request.user,
+            reason=request.POST.get("reason", ""),
+            override_reason=request.POST.get("override_reason", ""),
+        )
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_write(
+        request,
+        upgrade_id,
+        error=error,
+        done=f"Upgrade is now {upgrade.get_status_display().lower()}.",
+    )
+
+
+@require_POST
+@release_manager_required
+def upgrade_decide(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    error = None
+    try:
+        services.upgrade_decide(
+            upgrade=upgrade,
+            by=request.user,
+            decision=request.POST.get("decision", ""),
+            reason=request.POST.get("reason", ""),
+        )
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_write(request, upgrade_id, error=error, done="Go/no-go decision recorded.")
+
+
+@require_POST
+@release_manager_required
+def upgrade_set_risk(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    error = None
+    try:
+        services.upgrade_set_risk(
+            upgrade=upgrade,
+            by=request.user,
+            risk=request.POST.get("risk", ""),
+            reason=request.POST.get("reason", ""),
+        )
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_write(request, upgrade_id, error=error, done="Risk updated.")
