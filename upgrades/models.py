@@ -466,3 +466,6 @@ class ApprovalDecision(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_decision_display()} by {self.decided_by_id}"
