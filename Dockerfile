@@ -1,0 +1,11 @@
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+RUN pip install --no-cache-dir -e .
+COPY . .
+RUN SECRET_KEY=build-only python manage.py collectstatic --no-input
+RUN useradd --create-home mycelia && mkdir -p /app/data && chown mycelia /app/data
+USER mycelia
+EXPOSE 8000
+CMD ["gunicorn", "mycelia_ops.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]
