@@ -9,16 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from upgrades.models import EmergencyKind, PhaseStage, StepKind, UpgradeType
+from upgrades.models import EmergencyKind, Operation, PhaseStage, StepKind, UpgradeType
 
 PRE, DEPLOY, POST = PhaseStage.PRE, PhaseStage.DEPLOY, PhaseStage.POST
-MANUAL, HTTP, STATUS, CMD, SLO = (
+MANUAL, HTTP, STATUS, CMD, SLO, BACKUP, DEPLOY = (
     StepKind.MANUAL,
     StepKind.HTTP_HEALTH,
     StepKind.STATUS_JSON,
     StepKind.COMMAND,
     StepKind.SLO,
+    StepKind.BACKUP,
+    StepKind.DEPLOY,
 )
+
+# The playbook's commands, and the environment operation each one stands for.
+OPERATION_BY_COMMAND = {
+    "pnpm run diagnose": Operation.DIAGNOSE,
+    "pnpm run ops:lint": Operation.SLO_CHECK,
+    "pnpm run ops:tail": Operation.LOG_TAIL,
+    "pnpm test": Operation.UNIT_TESTS,
+    "pnpm test:integration": Operation.INTEGRATION_TESTS,
+    "# Run integration tests": Operation.INTEGRATION_TESTS,
+    "pnpm run sec:scan": Operation.SECURITY_SCAN,
+    "pnpm --filter @mycelia/redemption start -- --test-flow": Operation.TEST_FLOW,
+}
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,14 @@ class Step:
     kind: str = MANUAL
     required: bool = True
     description: str = ""
+    operation: str = ""
+    check: dict = field(default_factory=dict)
+
+    @property
+    def resolved_operation(self) -> str:
+        if self.operation or self.kind not in (CMD, BACKUP, DEPLOY):
+            return self.operation
+        return OPERATION_BY_COMMAND.get(self.commands, "")
 
 
 @dataclass(frozen=True)
@@ -57,22 +79,25 @@ def _pre_upgrade_checklist(*, backups_required: bool, all_required: bool = True)
                 "2. Backup Procedures",
                 "Backup database",
                 "# (Implementation depends on database system)",
-                CMD,
+                BACKUP,
                 backups_required,
+                operation=Operation.DB_BACKUP,
             ),
             Step(
                 "2. Backup Procedures",
                 "Backup configuration",
                 "cp -r config/ config-backup-$(date +%Y%m%d-%H%M%S)/",
-                CMD,
+                BACKUP,
                 backups_required,
+                operation="config_archive",
             ),
             Step(
                 "2. Backup Procedures",
                 "Backup logs",
                 "pnpm run ops:tail > logs-backup-$(date +%Y%m%d-%H%M%S).json",
-                CMD,
+                BACKUP,
                 backups_required,
+                operation=Operation.LOG_TAIL,
             ),
             Step("3. Stakeholder Notification", "Internal: Notify team members", required=req),
             Step("3. Stakeholder Notification", "External: Update status page", required=req),
@@ -327,7 +352,7 @@ def _minor() -> Template:
                 "Pre-Upgrade",
                 PRE,
                 [
-                    Step("Pre-Upgrade", "Check current version", "pnpm list --depth=0", CMD),
+                    Step("Pre-Upgrade", "Check current version", "pnpm list --depth=0"),
                     Step("Pre-Upgrade", "Review changelog", "cat CHANGELOG.md"),
                     Step("Pre-Upgrade", "Run diagnostics", "pnpm run diagnose", CMD),
                 ],
@@ -344,7 +369,8 @@ def _minor() -> Template:
                         "Upgrade Process",
                         "Deploy to staging",
                         "# (Implementation depends on deployment system)",
-                        CMD,
+                        DEPLOY,
+                        operation=Operation.DEPLOY,
                     ),
                 ],
             ),
@@ -404,13 +430,13 @@ def _major() -> Template:
                         "Upgrade Process",
                         "Backup current version",
                         "cp -r dist/ dist-backup-$(date +%Y%m%d-%H%M%S)/",
-                        CMD,
                     ),
                     Step(
                         "Upgrade Process",
                         "Deploy new version",
                         "# (Implementation depends on deployment system)",
-                        CMD,
+                        DEPLOY,
+                        operation=Operation.DEPLOY,
                     ),
                     Step(
                         "Upgrade Process",
@@ -479,7 +505,8 @@ def _security_patch() -> Template:
                         "Emergency Deployment",
                         "Deploy security patch",
                         "# (Implementation depends on deployment system)",
-                        CMD,
+                        DEPLOY,
+                        operation=Operation.DEPLOY,
                     ),
                     Step("Emergency Deployment", "Verify patch application"),
                     Step("Emergency Deployment", "Test security fix"),
@@ -529,7 +556,8 @@ def _critical_bug_fix() -> Template:
                         "Emergency Fix",
                         "Deploy hotfix",
                         "# (Implementation depends on deployment system)",
-                        CMD,
+                        DEPLOY,
+                        operation=Operation.DEPLOY,
                     ),
                     Step("Emergency Fix", "Verify fix"),
                     Step("Emergency Fix", "Monitor system stability"),

@@ -119,6 +119,8 @@ def playbook_seed(*, reset: bool = False) -> int:
                     description=step.description,
                     commands=step.commands,
                     kind=step.kind,
+                    operation=step.resolved_operation,
+                    check_config=dict(step.check),
                     required=step.required,
                 )
                 for step_order, step in enumerate(phase_spec.steps, start=1)
@@ -256,6 +258,8 @@ def upgrade_create(
                     description=template_step.description,
                     commands=template_step.commands,
                     kind=template_step.kind,
+                    operation=template_step.operation,
+                    check_config=template_step.check_config,
                     required=template_step.required,
                 )
                 for template_step in template_phase.steps.all()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+
+from upgrades.models.environments import Environment
 
 
 class UpgradeType(models.TextChoices):
@@ -65,37 +66,26 @@ TYPE_PROFILES: dict[str, dict[str, str]] = {
 }
 
 
-class EnvironmentKind(models.TextChoices):
-    STAGING = "staging", "Staging"
-    PRODUCTION = "production", "Production"
-
-
-class Environment(models.Model):
-    """A Mycelia installation that upgrades are run against."""
-
-    name = models.CharField(max_length=100, unique=True)
-    slug = models.SlugField(max_length=50, unique=True)
-    kind = models.CharField(
-        max_length=20, choices=EnvironmentKind.choices, default=EnvironmentKind.STAGING
-    )
-    base_url = models.URLField(blank=True, help_text="Where the Mycelia target answers HTTP.")
-    health_path = models.CharField(max_length=200, default="/health")
-    status_path = models.CharField(max_length=200, default="/ops/status.json")
-    request_timeout_seconds = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
-
-    class Meta:
-        ordering = ["kind", "name"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
 class StepKind(models.TextChoices):
     MANUAL = "manual", "Manual"
     HTTP_HEALTH = "http_health", "HTTP health"
     STATUS_JSON = "status_json", "Status JSON"
     COMMAND = "command", "Command"
     SLO = "slo", "SLO"
+    BACKUP = "backup", "Backup"
+    DEPLOY = "deploy", "Deploy"
+
+
+AUTOMATED_STEP_KINDS = frozenset(
+    {
+        StepKind.HTTP_HEALTH,
+        StepKind.STATUS_JSON,
+        StepKind.COMMAND,
+        StepKind.SLO,
+        StepKind.BACKUP,
+        StepKind.DEPLOY,
+    }
+)
 
 
 class PhaseStage(models.TextChoices):
@@ -153,6 +143,15 @@ class PlaybookStep(models.Model):
     description = models.TextField(blank=True)
     commands = models.TextField(blank=True, help_text="The playbook's commands, for reference.")
     kind = models.CharField(max_length=20, choices=StepKind.choices, default=StepKind.MANUAL)
+    operation = models.CharField(
+        max_length=30, blank=True, help_text="The environment operation an automated step runs."
+    )
+    check_config = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Check parameters: method, path, expected_status, json_path, condition, "
+        "fail_condition, timeout, retries, interval, count, failure_limit.",
+    )
     required = models.BooleanField(default=True)
 
     class Meta:
@@ -373,6 +372,8 @@ class ChecklistStep(models.Model):
     description = models.TextField(blank=True)
     commands = models.TextField(blank=True)
     kind = models.CharField(max_length=20, choices=StepKind.choices, default=StepKind.MANUAL)
+    operation = models.CharField(max_length=30, blank=True)
+    check_config = models.JSONField(default=dict, blank=True)
     required = models.BooleanField(default=True)
     status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.OPEN)
     note = models.TextField(blank=True)
@@ -390,6 +391,14 @@ class ChecklistStep(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     completed_at = models.DateTimeField(null=True, blank=True)
+    evidence_run = models.ForeignKey(
+        "upgrades.CheckRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The run that ticked this step.",
+    )
 
     class Meta:
         ordering = ["phase__order", "order"]
@@ -397,6 +406,10 @@ class ChecklistStep(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    @property
+    def is_automated(self) -> bool:
+        return self.kind in AUTOMATED_STEP_KINDS
 
     @property
     def is_closed(self) -> bool:
@@ -422,6 +435,9 @@ class EventKind(models.TextChoices):
     APPROVAL = "approval", "Go/no-go decision"
     RISK_CHANGED = "risk_changed", "Risk changed"
     UPDATED = "updated", "Details changed"
+    RUN_REQUESTED = "run_requested", "Run requested"
+    RUN_FINISHED = "run_finished", "Run finished"
+    ROLLBACK = "rollback", "Rollback"
 
 
 class UpgradeEvent(models.Model):

@@ -1,0 +1,135 @@
+"""Mycelia environments that upgrades run against, and how to reach and operate them."""
+
+from __future__ import annotations
+
+from django.core.validators import MinValueValidator
+from django.db import models
+
+
+class EnvironmentKind(models.TextChoices):
+    STAGING = "staging", "Staging"
+    PRODUCTION = "production", "Production"
+
+
+class Environment(models.Model):
+    """A Mycelia installation that upgrades are run against."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=50, unique=True)
+    kind = models.CharField(
+        max_length=20, choices=EnvironmentKind.choices, default=EnvironmentKind.STAGING
+    )
+    base_url = models.URLField(blank=True, help_text="Where the Mycelia target answers HTTP.")
+    health_path = models.CharField(max_length=200, default="/health")
+    status_path = models.CharField(max_length=200, default="/ops/status.json")
+    request_timeout_seconds = models.FloatField(default=5.0, validators=[MinValueValidator(0.1)])
+
+    working_directory = models.CharField(
+        max_length=500, blank=True, help_text="Where the environment's commands run."
+    )
+    command_env = models.JSONField(
+        "command environment variables",
+        default=dict,
+        blank=True,
+        help_text='Extra variables for the commands, e.g. {"MYCELIA_DEMO_STATE_DIR": "data/demo"}.',
+    )
+    config_directory = models.CharField(
+        max_length=500, blank=True, help_text="The configuration folder archived before upgrades."
+    )
+    command_output_cap_bytes = models.PositiveIntegerField(default=64 * 1024)
+
+    class Meta:
+        ordering = ["kind", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def health_url(self) -> str:
+        return self.base_url.rstrip("/") + self.health_path
+
+    @property
+    def status_url(self) -> str:
+        return self.base_url.rstrip("/") + self.status_path
+
+
+class Operation(models.TextChoices):
+    """The playbook's commands and hooks, by what they do."""
+
+    DIAGNOSE = "diagnose", "Diagnostics (pnpm run diagnose)"
+    SLO_CHECK = "slo_check", "SLO check (pnpm run ops:lint)"
+    LOG_TAIL = "log_tail", "Log tail (pnpm run ops:tail)"
+    UNIT_TESTS = "unit_tests", "Unit tests (pnpm test)"
+    INTEGRATION_TESTS = "integration_tests", "Integration tests (pnpm test:integration)"
+    SECURITY_SCAN = "security_scan", "Security scan (pnpm run sec:scan)"
+    TEST_FLOW = "test_flow", "Critical paths (redemption --test-flow)"
+    VERIFY_DATA = "verify_data", "Verify data (shared-kernel --verify-data)"
+    DEPLOY = "deploy", "Deploy hook"
+    ROLLBACK = "rollback", "Rollback hook"
+    DB_BACKUP = "db_backup", "Database backup hook"
+    DB_RESTORE = "db_restore", "Database restore hook"
+
+
+class HookMode(models.TextChoices):
+    COMMAND = "command", "Command"
+    WEBHOOK = "webhook", "Webhook (HTTP POST)"
+
+
+class EnvironmentOperation(models.Model):
+    """How one environment carries out one operation. Only staff edit these (in the admin):
+    nothing a browser sends is ever run as a command."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="operations"
+    )
+    operation = models.CharField(max_length=30, choices=Operation.choices)
+    mode = models.CharField(max_length=10, choices=HookMode.choices, default=HookMode.COMMAND)
+    argv = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='An argument list, run without a shell: ["pnpm", "run", "diagnose"]. '
+        "{version}, {backup_path} and {output_path} are filled in where an action has them.",
+    )
+    webhook_url = models.URLField(blank=True)
+    webhook_secret_header = models.CharField(max_length=100, blank=True)
+    webhook_secret = models.CharField(max_length=200, blank=True)
+    timeout_seconds = models.FloatField(default=60.0, validators=[MinValueValidator(0.1)])
+
+    class Meta:
+        ordering = ["environment", "operation"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "operation"], name="one_hook_per_operation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment} · {self.get_operation_display()}"
+
+
+class SloMetric(models.TextChoices):
+    ERROR_RATE = "error_rate", "Error rate"
+    LATENCY_P95_MS = "latency_p95_ms", "Latency p95 (ms)"
+    AVAILABILITY = "availability", "Availability"
+
+
+class SloThreshold(models.Model):
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="slo_thresholds"
+    )
+    metric = models.CharField(max_length=30, choices=SloMetric.choices)
+    operator = models.CharField(
+        max_length=2, choices=[("<=", "at most"), (">=", "at least")], default="<="
+    )
+    limit = models.FloatField()
+
+    class Meta:
+        ordering = ["environment", "metric"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "metric"], name="one_threshold_per_metric"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_metric_display()} {self.operator} {self.limit}"
