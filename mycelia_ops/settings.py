@@ -6,6 +6,7 @@ data folder, so `make run` needs no server. Production values come only from the
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -109,6 +110,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, so that worker processes started by the tests share the test database.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(DATA_DIR / f"test_mycelia_ops_{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
@@ -184,6 +189,18 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_IGNORE_RESULT = True
+# A request that queues work must not hang when the broker is down: the run row stays queued and
+# the sweep sends it later.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = env_int("CELERY_BROKER_CONNECTION_TIMEOUT", 3)
+CELERY_BEAT_SCHEDULE = {
+    "check-runs-sweep": {
+        "task": "upgrades.check_runs_sweep",
+        "schedule": env_int("MYCELIA_SWEEP_SECONDS", 15),
+    },
+}
+# A running run whose worker has not marked it alive for this long goes back to the queue.
+MYCELIA_RUN_STALE_SECONDS = env_int("MYCELIA_RUN_STALE_SECONDS", 60)
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

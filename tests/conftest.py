@@ -99,3 +99,44 @@ def make_upgrade(playbook, staging, manager):
         return upgrade_create(upgrade_type=upgrade_type, **defaults)
 
     return make
+
+
+@pytest.fixture
+def demo_mycelia(tmp_path):
+    """The demo Mycelia's HTTP service on a free port, with a state folder of its own."""
+    import threading
+
+    from upgrades.demo_target.server import make_server
+
+    server = make_server(port=0, state_dir=tmp_path / "demo-state", secret="", quiet=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def demo_environment(db, demo_mycelia, tmp_path, settings):
+    """A staging environment pointed at the demo Mycelia, with its commands and SLO."""
+    from upgrades.demo import demo_environment_configure
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    environment = Environment.objects.create(
+        name="Demo staging",
+        slug="demo-staging",
+        kind=EnvironmentKind.STAGING,
+        base_url=demo_mycelia.url,
+        request_timeout_seconds=1.0,
+    )
+    return demo_environment_configure(
+        environment=environment, state_dir=tmp_path / "demo-state", timeout_scale=0.2
+    )
+
+
+def set_fault(demo_mycelia, name: str, on: bool = True, **extra) -> None:
+    import httpx
+
+    response = httpx.post(f"{demo_mycelia.url}/faults", json={name: on, **extra}, timeout=5)
+    response.raise_for_status()

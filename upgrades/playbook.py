@@ -573,3 +573,41 @@ def _critical_bug_fix() -> Template:
 
 def playbook_templates() -> list[Template]:
     return [_feature_flag(), _minor(), _major(), _security_patch(), _critical_bug_fix()]
+
+
+# The playbook's "Common Issues and Solutions", offered next to a run that did not pass.
+COMMON_ISSUES: list[dict] = [
+    {
+        "title": "Feature Flag Issues",
+        "issue": "Feature not working as expected",
+        "solution": [
+            f"Disable feature: {FLAG_CLI_DISABLE}",
+            'Check logs: pnpm run ops:tail | grep "feature-name"',
+            f"Re-enable after fix: {FLAG_CLI_ENABLE}",
+        ],
+        "applies_to": {"deploy", "rollback_flag", StepKind.SLO, StepKind.COMMAND},
+        "actions": ["rollback_flag"],
+    },
+    {
+        "title": "Version Upgrade Issues",
+        "issue": "System not starting after upgrade",
+        "solution": [
+            "Check logs: pnpm run ops:tail",
+            "Rollback to previous version",
+            "Investigate issue; fix and redeploy",
+        ],
+        "applies_to": {StepKind.HTTP_HEALTH, StepKind.STATUS_JSON, "deploy", StepKind.COMMAND},
+        "actions": ["rollback_version"],
+    },
+    {
+        "title": "Performance Issues",
+        "issue": "System performance degraded",
+        "solution": [
+            "Check SLO status: pnpm run ops:lint",
+            "Monitor metrics: pnpm run ops:tail",
+            "Scale resources if needed",
+        ],
+        "applies_to": {StepKind.SLO, StepKind.STATUS_JSON},
+        "actions": [],
+    },
+]

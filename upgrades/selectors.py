@@ -8,7 +8,9 @@ from django.db.models import Count, Q, QuerySet
 
 from upgrades.models import (
     ChecklistStep,
+    CheckRun,
     PhaseStage,
+    RunStatus,
     StepStatus,
     Upgrade,
     UpgradeEvent,
@@ -39,6 +41,10 @@ class PhaseView:
     phase: UpgradePhase
     steps: list[ChecklistStep] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
+
+    @property
+    def has_checks(self) -> bool:
+        return any(s.is_automated and s.kind != "deploy" and not s.is_closed for s in self.steps)
 
 
 @dataclass
@@ -94,3 +100,30 @@ def upgrade_list(
 
 def upgrade_timeline(upgrade: Upgrade) -> QuerySet[UpgradeEvent]:
     return UpgradeEvent.objects.filter(upgrade=upgrade).select_related("actor", "step")
+
+
+RUNS_ON_PAGE = 30
+
+
+def upgrade_runs(upgrade: Upgrade) -> QuerySet[CheckRun]:
+    return CheckRun.objects.filter(upgrade=upgrade).select_related("step")[:RUNS_ON_PAGE]
+
+
+def last_run_by_step(upgrade: Upgrade) -> dict[int, CheckRun]:
+    """Each automated step's latest run, from one query."""
+    latest: dict[int, CheckRun] = {}
+    runs = CheckRun.objects.filter(upgrade=upgrade, step__isnull=False).only(
+        "id", "step_id", "status", "reason", "created_at", "upgrade_id"
+    )
+    for run in runs.order_by("step_id", "-created_at", "-id"):
+        latest.setdefault(run.step_id, run)
+    return latest
+
+
+def solutions_for(run: CheckRun) -> list[dict[str, str]]:
+    """The playbook's common issues that match a run that did not pass."""
+    from upgrades.playbook import COMMON_ISSUES
+
+    if run.status in (RunStatus.PASSED, RunStatus.QUEUED, RunStatus.RUNNING):
+        return []
+    return [issue for issue in COMMON_ISSUES if run.action in issue["applies_to"]]

@@ -13,6 +13,18 @@ urlpatterns = [
     path("<int:upgrade_id>/transition/", views.upgrade_transition, name="transition"),
     path("<int:upgrade_id>/decision/", views.upgrade_decide, name="decide"),
     path("<int:upgrade_id>/risk/", views.upgrade_set_risk, name="risk"),
+    path("<int:upgrade_id>/runs/", views.upgrade_runs, name="runs"),
+    path("<int:upgrade_id>/runs/<int:run_id>/", views.run_detail, name="run"),
+    path("<int:upgrade_id>/runs/<int:run_id>/log/", views.run_log, name="run_log"),
+    path("<int:upgrade_id>/runs/<int:run_id>/cancel/", views.run_cancel, name="run_cancel"),
+    path("<int:upgrade_id>/steps/<int:step_id>/run/", views.step_run, name="step_run"),
+    path("<int:upgrade_id>/phases/<int:phase_id>/run/", views.phase_run, name="phase_run"),
+    path("<int:upgrade_id>/actions/<slug:action>/", views.upgrade_action, name="action"),
+    path(
+        "<int:upgrade_id>/artifacts/<int:artifact_id>/download/",
+        views.artifact_download,
+        name="artifact_download",
+    ),
     path(
         "<int:upgrade_id>/steps/<int:step_id>/<slug:action>/",
         views.step_action,

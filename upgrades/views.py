@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from mycelia_ops.roles import release_manager_required, viewer_required
 from upgrades import selectors, services
 from upgrades.forms import StepUpdateForm, UpgradeCreateForm
 from upgrades.models import (
     TYPE_PROFILES,
+    Artifact,
     ChecklistStep,
+    CheckRun,
     Environment,
     Risk,
     Transition,
     Upgrade,
+    UpgradePhase,
     UpgradeStatus,
     UpgradeType,
 )
@@ -122,6 +128,8 @@ def _detail_context(request: HttpRequest, upgrade: Upgrade, *, error: str = "") 
         "risks": Risk.choices,
         "error": error,
         "step_form": StepUpdateForm(),
+        "last_runs": selectors.last_run_by_step(upgrade),
+        **_runs_context(upgrade),
     }
 
 
@@ -250,3 +258,142 @@ def upgrade_set_risk(request: HttpRequest, upgrade_id: int) -> HttpResponse:
     except services.UpgradeError as exc:
         error = exc
     return _after_write(request, upgrade_id, error=error, done="Risk updated.")
+
+
+# --- runs: checks, backups, deploys and rollbacks on the workers ------------------------------
+
+
+def _runs_context(upgrade: Upgrade) -> dict:
+    runs = list(selectors.upgrade_runs(upgrade))
+    return {
+        "upgrade": upgrade,
+        "runs": runs,
+        "runs_active": any(r.is_active for r in runs),
+        "runs_finished": sum(1 for r in runs if not r.is_active),
+        "artifacts": upgrade.artifacts.all()[:50],
+    }
+
+
+@require_GET
+@viewer_required
+def upgrade_runs(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    """The runs panel, polled while anything runs. When a run has finished since the page last
+    looked, the checklist is told to refresh (a passed check ticks its step)."""
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    context = _runs_context(upgrade)
+    response = render(request, "upgrades/detail.html#runs", context)
+    seen = request.GET.get("finished", "")
+    if seen.isdigit() and int(seen) != context["runs_finished"]:
+        response = trigger_client_event(response, "upgrade-changed")
+    return response
+
+
+def _after_run_write(request: HttpRequest, upgrade_id: int, *, error, done: str) -> HttpResponse:
+    response = _after_write(request, upgrade_id, error=error, done=done)
+    if request.htmx and error is None:
+        response = trigger_client_event(response, "runs-changed")
+    return response
+
+
+@require_POST
+@release_manager_required
+def step_run(request: HttpRequest, upgrade_id: int, step_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    step = get_object_or_404(ChecklistStep, pk=step_id, upgrade_id=upgrade_id)
+    error = None
+    try:
+        services.check_run_request(upgrade=upgrade, step=step, by=request.user)
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_run_write(request, upgrade_id, error=error, done=f"“{step.title}” queued.")
+
+
+@require_POST
+@release_manager_required
+def phase_run(request: HttpRequest, upgrade_id: int, phase_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    phase = get_object_or_404(UpgradePhase, pk=phase_id, upgrade_id=upgrade_id)
+    error = None
+    runs: list = []
+    try:
+        runs = services.phase_checks_request(upgrade=upgrade, phase=phase, by=request.user)
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_run_write(
+        request, upgrade_id, error=error, done=f"{len(runs)} check(s) of “{phase.title}” queued."
+    )
+
+
+@require_POST
+@release_manager_required
+def upgrade_action(request: HttpRequest, upgrade_id: int, action: str) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    backup = request.POST.get("backup", "")
+    error = None
+    try:
+        run = services.action_request(
+            upgrade=upgrade,
+            action=action,
+            by=request.user,
+            confirmed=request.POST.get("confirm") == "yes",
+            backup_id=int(backup) if backup.isdigit() else None,
+        )
+    except services.UpgradeError as exc:
+        error = exc
+        run = None
+    return _after_run_write(
+        request, upgrade_id, error=error, done=f"{run.title} queued." if run else ""
+    )
+
+
+@require_POST
+@release_manager_required
+def run_cancel(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpResponse:
+    run = get_object_or_404(CheckRun, pk=run_id, upgrade_id=upgrade_id)
+    error = None
+    try:
+        services.check_run_cancel(run=run, by=request.user)
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_run_write(request, upgrade_id, error=error, done=f"Run #{run.pk} cancelled.")
+
+
+@require_GET
+@viewer_required
+def run_detail(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    run = get_object_or_404(CheckRun.objects.select_related("step"), pk=run_id, upgrade=upgrade)
+    solutions = selectors.solutions_for(run)
+    return render(
+        request, "upgrades/run.html", {"upgrade": upgrade, "run": run, "solutions": solutions}
+    )
+
+
+@require_GET
+@viewer_required
+def run_log(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpResponse:
+    """What the run printed since `offset`: the log tails by fetching only what is new."""
+    run = get_object_or_404(CheckRun, pk=run_id, upgrade_id=upgrade_id)
+    offset = request.GET.get("offset", "0")
+    if not offset.isdigit():
+        return render(
+            request, "error.html",
+            {"status": 400, "title": "Bad request", "detail": "offset must be a whole number"},
+            status=400,
+        )  # fmt: skip
+    chunk, size = services.check_run_log(run=run, offset=int(offset))
+    run.refresh_from_db(fields=["status", "reason", "finished_at", "duration_ms"])
+    return render(
+        request, "upgrades/run.html#log", {"run": run, "chunk": chunk, "offset": size,
+                                           "upgrade_id": upgrade_id},
+    )  # fmt: skip
+
+
+@require_GET
+@release_manager_required
+def artifact_download(request: HttpRequest, upgrade_id: int, artifact_id: int) -> HttpResponse:
+    artifact = get_object_or_404(Artifact, pk=artifact_id, upgrade_id=upgrade_id)
+    path = Path(artifact.path)
+    if not path.is_file():
+        raise Http404(f"The file of {artifact.name} is no longer on disk.")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=artifact.name)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from mycelia_ops.roles import RELEASE_MANAGERS, STAKEHOLDERS
+from upgrades.demo import demo_environment_configure
 from upgrades.models import Environment, EnvironmentKind
 from upgrades.services import playbook_seed
 
@@ -40,13 +41,20 @@ class Command(BaseCommand):
             self._seed_demo(demo_url)
 
     def _seed_demo(self, demo_url: str) -> None:
+        state_dir = settings.DATA_DIR / "demo_target"
         for name, slug, kind in (
             ("Demo staging", "staging", EnvironmentKind.STAGING),
             ("Demo production", "production", EnvironmentKind.PRODUCTION),
         ):
-            Environment.objects.update_or_create(
-                slug=slug, defaults={"name": name, "kind": kind, "base_url": demo_url}
+            environment, _ = Environment.objects.update_or_create(
+                slug=slug,
+                defaults={
+                    "name": name,
+                    "kind": kind,
+                    "base_url": demo_url,
+                },
             )
+            demo_environment_configure(environment=environment, state_dir=state_dir)
         # The demo makes its own passwords once and keeps them beside the database.
         credentials_file = settings.DATA_DIR / "demo_logins.json"
         credentials = json.loads(credentials_file.read_text()) if credentials_file.exists() else {}

@@ -452,8 +452,11 @@ def _locked_step(step: ChecklistStep) -> tuple[Upgrade, ChecklistStep]:
     return upgrade, ChecklistStep.objects.select_for_update().get(pk=step.pk)
 
 
-def step_complete(*, step: ChecklistStep, by: Any, note: str = "") -> tuple[ChecklistStep, bool]:
-    """Tick a step. Ticking a step someone else has just ticked changes nothing.
+def step_complete(
+    *, step: ChecklistStep, by: Any, note: str = "", run: Any = None
+) -> tuple[ChecklistStep, bool]:
+    """Tick a step, by a person or by the check run that passed (`run`, with `by` None).
+    Ticking a step someone else has just ticked changes nothing.
     Returns the step and whether anything changed."""
     with transaction.atomic():
         upgrade, step = _locked_step(step)
@@ -464,6 +467,7 @@ def step_complete(*, step: ChecklistStep, by: Any, note: str = "") -> tuple[Chec
         step.completed_by = by
         step.completed_at = timezone.now()
         step.skip_reason = ""
+        step.evidence_run = run
         if note.strip():
             step.note = note.strip()
         step.save()

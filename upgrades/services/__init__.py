@@ -1,0 +1,56 @@
+"""The upgrades app's services: the checklist and lifecycle, and the runs the workers carry out.
+
+Views, commands and tasks import `from upgrades import services` and call `services.<name>`.
+"""
+
+from __future__ import annotations
+
+from upgrades.services.checklist import (
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    UpgradeError,
+    open_required_steps,
+    playbook_seed,
+    step_complete,
+    step_reopen,
+    step_skip,
+    step_update,
+    upgrade_create,
+    upgrade_decide,
+    upgrade_set_risk,
+    upgrade_transition,
+)
+from upgrades.services.runs import (
+    action_request,
+    check_run_cancel,
+    check_run_execute,
+    check_run_log,
+    check_run_request,
+    check_runs_sweep,
+    phase_checks_request,
+)
+
+__all__ = [
+    "Conflict",
+    "InvalidInput",
+    "NotAllowed",
+    "UpgradeError",
+    "action_request",
+    "check_run_cancel",
+    "check_run_execute",
+    "check_run_log",
+    "check_run_request",
+    "check_runs_sweep",
+    "open_required_steps",
+    "phase_checks_request",
+    "playbook_seed",
+    "step_complete",
+    "step_reopen",
+    "step_skip",
+    "step_update",
+    "upgrade_create",
+    "upgrade_decide",
+    "upgrade_set_risk",
+    "upgrade_transition",
+]

@@ -1,0 +1,392 @@
+"""How each kind of run is carried out against an environment, through upgrades.runners.
+
+Each executor returns an Outcome; it never writes the run row itself (runs.py does, once).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from upgrades import runners
+from upgrades.models import (
+    CheckRun,
+    Environment,
+    EnvironmentOperation,
+    HookMode,
+    Operation,
+    RunStatus,
+    StepKind,
+)
+
+OutputCallback = Callable[[str], None]
+
+# The outcomes of runners map one to one onto run statuses.
+STATUS_BY_OUTCOME = {
+    "passed": RunStatus.PASSED,
+    "failed": RunStatus.FAILED,
+    "inconclusive": RunStatus.INCONCLUSIVE,
+    "error": RunStatus.ERROR,
+    "timed_out": RunStatus.TIMED_OUT,
+}
+
+
+@dataclass
+class Outcome:
+    status: str
+    reason: str
+    measured: dict[str, Any] = field(default_factory=dict)
+    output: str = ""
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, result: Any, **measured: Any) -> Outcome:
+        return cls(STATUS_BY_OUTCOME.get(result.outcome, RunStatus.ERROR), result.reason, measured)
+
+
+def _artifact_dir(run: CheckRun) -> Path:
+    folder = Path(settings.MEDIA_ROOT) / "artifacts" / f"upgrade-{run.upgrade_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _stamp() -> str:
+    return timezone.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _hook(environment: Environment, operation: str) -> EnvironmentOperation | None:
+    return environment.operations.filter(operation=operation).first()
+
+
+def _run_hook(
+    environment: Environment,
+    operation: str,
+    *,
+    on_output: OutputCallback,
+    values: dict[str, str] | None = None,
+    payload: dict[str, Any] | None = None,
+) -> tuple[Outcome, Any]:
+    """Carry out one environment operation, as a command or a webhook, as staff set it up."""
+    hook = _hook(environment, operation)
+    label = Operation(operation).label if operation in Operation.values else operation
+    if hook is None:
+        return (
+            Outcome(
+                RunStatus.ERROR,
+                f"{environment.name} has no “{label}” operation set up: staff add it in the admin.",
+            ),
+            None,
+        )
+    values = values or {}
+    if hook.mode == HookMode.WEBHOOK:
+        result = runners.webhook_post(
+            url=hook.webhook_url,
+            payload={"operation": operation, "environment": environment.slug, **(payload or {})},
+            secret_header_name=hook.webhook_secret_header or None,
+            secret=hook.webhook_secret or None,
+            timeout_s=hook.timeout_seconds,
+        )
+        outcome = Outcome.of(result, status_code=result.status_code, latency_ms=result.latency_ms)
+        outcome.output = result.body or ""
+        return outcome, result
+    # Placeholders are filled per argument: an argument list never goes through a shell.
+    argv = [str(arg).format(**values) for arg in hook.argv]
+    result = runners.command_run(
+        argv=argv,
+        cwd=environment.working_directory or None,
+        env={k: str(v) for k, v in environment.command_env.items()},
+        timeout_s=hook.timeout_seconds,
+        output_cap_bytes=environment.command_output_cap_bytes,
+        on_output=on_output,
+    )
+    outcome = Outcome.of(result, exit_code=result.exit_code, duration_ms=result.duration_ms)
+    outcome.output = result.output
+    return outcome, result
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+
+def _attempts(run: CheckRun, once: Callable[[], Outcome]) -> Outcome:
+    """A check's repeats and retries, as its parameters ask.
+
+    retries: try again (with backoff) when the answer is an error or a time-out;
+    count / interval / failure_limit: a repeated check fails once failures reach the limit.
+    """
+    params = run.params
+    retries = int(params.get("retries", 0))
+    count = max(int(params.get("count", 1)), 1)
+    interval = float(params.get("interval", 0))
+    failure_limit = max(int(params.get("failure_limit", 1)), 1)
+    samples: list[dict[str, Any]] = []
+    failures = 0
+    outcome = Outcome(RunStatus.ERROR, "The check did not run.")
+    for round_number in range(count):
+        if round_number:
+            time.sleep(interval)
+        for attempt in range(retries + 1):
+            outcome = once()
+            if outcome.status not in (RunStatus.ERROR, RunStatus.TIMED_OUT):
+                break
+            if attempt < retries:
+                time.sleep(min(0.5 * 2**attempt, 10))
+        samples.append({"status": outcome.status, **outcome.measured})
+        if outcome.status != RunStatus.PASSED:
+            failures += 1
+            if failures >= failure_limit:
+                break
+    if count > 1:
+        outcome.measured = {**outcome.measured, "samples": samples, "failures": failures}
+        if failures < failure_limit and outcome.status != RunStatus.PASSED:
+            outcome.status = RunStatus.PASSED
+            outcome.reason = (
+                f"{failures} of {len(samples)} rounds failed, under the limit of {failure_limit}."
+            )
+    return outcome
+
+
+def _http(run: CheckRun, environment: Environment) -> Outcome:
+    params = run.params
+    path = params.get("path") or environment.health_path
+    result = runners.http_probe(
+        url=environment.base_url.rstrip("/") + path,
+        method=params.get("method", "GET"),
+        timeout_s=float(params.get("timeout", environment.request_timeout_seconds)),
+        expected_status=params.get("expected_status"),
+        json_path=params.get("json_path"),
+        condition=params.get("condition"),
+        fail_condition=params.get("fail_condition"),
+    )
+    return Outcome.of(
+        result, status_code=result.status_code, latency_ms=result.latency_ms, value=result.value
+    )
+
+
+def _status_document(run: CheckRun, environment: Environment) -> tuple[Outcome | None, Any]:
+    result = runners.http_probe(
+        url=environment.status_url,
+        timeout_s=float(run.params.get("timeout", environment.request_timeout_seconds)),
+    )
+    if result.outcome != "passed":
+        return Outcome.of(
+            result, status_code=result.status_code, latency_ms=result.latency_ms
+        ), None
+    try:
+        return None, json.loads(result.body)
+    except (TypeError, ValueError):
+        return (
+            Outcome(
+                RunStatus.FAILED,
+                f"GET {environment.status_path} answered {result.status_code} but the body is not JSON",
+                {"status_code": result.status_code, "latency_ms": result.latency_ms},
+            ),
+            None,
+        )
+
+
+def _status_json(run: CheckRun, environment: Environment) -> Outcome:
+    failed, document = _status_document(run, environment)
+    if failed:
+        return failed
+    evaluation = runners.status_json_evaluate(document)
+    return Outcome.of(evaluation, **evaluation.figures)
+
+
+def _slo(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+    if run.params.get("source") == "command":
+        return _run_hook(environment, Operation.SLO_CHECK, on_output=on_output)[0]
+    thresholds = [(t.metric, t.operator, t.limit) for t in environment.slo_thresholds.all()]
+    if not thresholds:
+        return Outcome(
+            RunStatus.ERROR,
+            f"{environment.name} has no SLO thresholds: staff set them in the admin.",
+        )
+    failed, document = _status_document(run, environment)
+    if failed:
+        return failed
+    figures = runners.status_json_evaluate(document).figures
+    evaluation = runners.slo_evaluate(
+        figures=figures.get("overall", figures), thresholds=thresholds
+    )
+    return Outcome.of(evaluation, **figures.get("overall", {}), breaches=evaluation.breaches)
+
+
+def _command(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+    return _run_hook(environment, run.params.get("operation", ""), on_output=on_output)[0]
+
+
+# --- actions -----------------------------------------------------------------------------------
+
+
+def _backup(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+    """The playbook's backups: configuration archived, log tail saved, database hook run.
+    From a step, the one backup that step names; as an action, all three."""
+    wanted = [run.params["operation"]] if run.params.get("operation") else [
+        "config_archive", Operation.LOG_TAIL, Operation.DB_BACKUP,
+    ]  # fmt: skip
+    folder = _artifact_dir(run)
+    outcomes: list[Outcome] = []
+    for what in wanted:
+        outcomes.append(_one_backup(what, run, environment, folder, on_output))
+    artifacts = [a for o in outcomes for a in o.artifacts]
+    bad = [o for o in outcomes if o.status != RunStatus.PASSED]
+    if bad:
+        return Outcome(bad[0].status, "; ".join(o.reason for o in outcomes), artifacts=artifacts)
+    return Outcome(
+        RunStatus.PASSED,
+        "; ".join(o.reason for o in outcomes),
+        {"artifacts": len(artifacts)},
+        artifacts=artifacts,
+    )
+
+
+def _file_artifact(kind: str, path: Path) -> dict[str, Any]:
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {
+        "kind": kind,
+        "name": path.name,
+        "path": str(path),
+        "sha256": digest,
+        "size_bytes": path.stat().st_size,
+    }
+
+
+def _one_backup(
+    what: str, run: CheckRun, environment: Environment, folder: Path, on_output: OutputCallback
+) -> Outcome:
+    stamp = _stamp()
+    if what == "config_archive":
+        if not environment.config_directory:
+            return Outcome(RunStatus.ERROR, f"{environment.name} has no configuration folder set.")
+        archive = runners.config_archive(
+            source_dir=environment.config_directory, dest_dir=str(folder), label="config-backup"
+        )
+        if not archive.path:
+            return Outcome(RunStatus.FAILED, archive.reason)
+        artifact = {
+            "kind": "config_archive",
+            "name": Path(archive.path).name,
+            "path": archive.path,
+            "sha256": archive.sha256,
+            "size_bytes": archive.size_bytes,
+        }
+        return Outcome(RunStatus.PASSED, archive.reason, artifacts=[artifact])
+    if what == Operation.LOG_TAIL:
+        outcome, _ = _run_hook(environment, Operation.LOG_TAIL, on_output=on_output)
+        if outcome.status != RunStatus.PASSED:
+            return outcome
+        path = folder / f"logs-backup-{stamp}.json"
+        path.write_text(outcome.output)
+        return Outcome(
+            RunStatus.PASSED,
+            f"Log tail saved ({path.stat().st_size} bytes)",
+            artifacts=[_file_artifact("log_tail", path)],
+        )
+    if what == Operation.DB_BACKUP:
+        path = folder / f"db-backup-{stamp}.dump"
+        outcome, _ = _run_hook(
+            environment,
+            Operation.DB_BACKUP,
+            on_output=on_output,
+            values={"output_path": str(path)},
+            payload={"output_path": str(path)},
+        )
+        if outcome.status != RunStatus.PASSED:
+            return outcome
+        if not path.exists():
+            return Outcome(RunStatus.FAILED, "The database backup hook wrote no file.")
+        return Outcome(
+            RunStatus.PASSED,
+            f"Database backed up ({path.stat().st_size} bytes)",
+            artifacts=[_file_artifact("db_backup", path)],
+        )
+    return Outcome(RunStatus.ERROR, f"Unknown backup {what!r}.")
+
+
+def _flag_state(run: CheckRun, environment: Environment, *, on: bool) -> Outcome:
+    """Feature-flag deploy and rollback go through the flags app's service."""
+    from flags import services as flag_services
+
+    try:
+        changed = flag_services.flag_switch_for_upgrade(
+            flag_key=run.params["flag_key"],
+            environment_key=environment.slug,
+            on=on,
+            by=run.requested_by,
+            reason=f"Upgrade #{run.upgrade_id}: {run.title}",
+        )
+    except Exception as exc:  # noqa: BLE001 - the flags app names the problem
+        return Outcome(RunStatus.FAILED, str(exc))
+    state = "on" if on else "off"
+    return Outcome(
+        RunStatus.PASSED,
+        f"Flag {run.params['flag_key']} is {state} in {environment.slug}"
+        + ("" if changed else " (it already was)"),
+        {"flag_on": on},
+    )
+
+
+def _deploy(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+    if "flag_key" in run.params:
+        return _flag_state(run, environment, on=True)
+    version = run.params.get("version", "")
+    return _run_hook(
+        environment, Operation.DEPLOY, on_output=on_output,
+        values={"version": version}, payload={"version": version},
+    )[0]  # fmt: skip
+
+
+def _rollback(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+    if run.action == "rollback_flag":
+        return _flag_state(run, environment, on=False)
+    if run.action == "rollback_version":
+        version = run.params.get("version", "")
+        return _run_hook(
+            environment, Operation.ROLLBACK, on_output=on_output,
+            values={"version": version}, payload={"version": version},
+        )[0]  # fmt: skip
+    # Database rollback: restore the chosen backup, then verify the data.
+    backup_path = run.params.get("backup_path", "")
+    restored, _ = _run_hook(
+        environment, Operation.DB_RESTORE, on_output=on_output,
+        values={"backup_path": backup_path}, payload={"backup_path": backup_path},
+    )  # fmt: skip
+    if restored.status != RunStatus.PASSED:
+        return restored
+    verified, _ = _run_hook(environment, Operation.VERIFY_DATA, on_output=on_output)
+    if verified.status != RunStatus.PASSED:
+        verified.reason = f"Restored {run.params.get('backup_name')}, but data verification failed: {verified.reason}"
+        return verified
+    return Outcome(
+        RunStatus.PASSED,
+        f"Restored {run.params.get('backup_name')} and verified the data",
+        {**restored.measured, "verified": True},
+    )
+
+
+def execute(run: CheckRun, *, on_output: OutputCallback) -> Outcome:
+    environment = run.upgrade.environment
+    if run.action == StepKind.HTTP_HEALTH:
+        return _attempts(run, lambda: _http(run, environment))
+    if run.action == StepKind.STATUS_JSON:
+        return _attempts(run, lambda: _status_json(run, environment))
+    if run.action == StepKind.SLO:
+        return _attempts(run, lambda: _slo(run, environment, on_output))
+    if run.action == StepKind.COMMAND:
+        return _attempts(run, lambda: _command(run, environment, on_output))
+    if run.action in (StepKind.BACKUP, "backup"):
+        return _backup(run, environment, on_output)
+    if run.action == "deploy":
+        return _deploy(run, environment, on_output)
+    if run.action.startswith("rollback_"):
+        return _rollback(run, environment, on_output)
+    return Outcome(RunStatus.ERROR, f"Nothing knows how to run {run.action!r}.")

@@ -1,0 +1,413 @@
+"""Check runs: requested by people, carried out by Celery workers, swept when a nudge is lost.
+
+The run row is written first and the broker is nudged only after the transaction commits. A
+worker claims the row with a conditional update (queued → running), so a message delivered
+twice, or a run swept while its message is still in flight, is carried out once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat, Length, Substr
+from django.utils import timezone
+
+from upgrades.models import (
+    ACTIVE_RUN_STATUSES,
+    AUTOMATED_STEP_KINDS,
+    ChecklistStep,
+    CheckRun,
+    EventKind,
+    RunKind,
+    RunStatus,
+    StepKind,
+    StepStatus,
+    Transition,
+    Upgrade,
+    UpgradeEvent,
+    UpgradePhase,
+    UpgradeStatus,
+    UpgradeType,
+)
+from upgrades.services.checklist import Conflict, InvalidInput, step_complete, upgrade_transition
+
+logger = logging.getLogger(__name__)
+
+# The actions a manager can start from the upgrade page, and the run kind each one is.
+ACTIONS: dict[str, tuple[str, str]] = {
+    "backup": (RunKind.BACKUP, "Back up configuration, logs and database"),
+    "deploy": (RunKind.DEPLOY, "Deploy"),
+    "rollback_version": (RunKind.ROLLBACK, "Roll back to the previous version"),
+    "rollback_flag": (RunKind.ROLLBACK, "Roll back the feature flag (turn it off)"),
+    "rollback_database": (RunKind.ROLLBACK, "Restore the database from a backup"),
+}
+# Moves that end the upgrade: allowed while it is being deployed or watched.
+ROLLBACK_FROM = frozenset({UpgradeStatus.IN_PROGRESS, UpgradeStatus.MONITORING})
+
+
+def _stale_after() -> timedelta:
+    return timedelta(seconds=getattr(settings, "MYCELIA_RUN_STALE_SECONDS", 60))
+
+
+def _event(run: CheckRun, *, kind: str, by: Any, from_value: str, to_value: str, message: str):
+    UpgradeEvent.objects.create(
+        upgrade_id=run.upgrade_id,
+        step_id=run.step_id,
+        kind=kind,
+        actor=by,
+        from_value=from_value,
+        to_value=to_value,
+        message=message,
+    )
+
+
+def _nudge(run_id: int) -> None:
+    """Send the broker a message for a run. If the broker is down the run stays queued with no
+    nudge recorded, the page says so, and the sweep sends it once the broker is back."""
+    from upgrades.tasks import check_run_execute_task
+
+    try:
+        check_run_execute_task.apply_async(args=[run_id], retry=False)
+    except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row for the sweep
+        logger.warning("Broker unreachable for run %s: %s", run_id, exc)
+        return
+    CheckRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(nudged_at=timezone.now())
+
+
+def _queue(run: CheckRun) -> CheckRun:
+    transaction.on_commit(lambda: _nudge(run.pk))
+    return run
+
+
+# --- requesting ------------------------------------------------------------------------------
+
+
+def _check_upgrade_open(upgrade: Upgrade) -> None:
+    if upgrade.is_finished:
+        raise Conflict(
+            f"The upgrade is {upgrade.get_status_display().lower()}: nothing more runs for it."
+        )
+
+
+def _new_run(
+    *, upgrade: Upgrade, step: ChecklistStep | None, kind: str, action: str, title: str,
+    params: dict, by: Any, batch: str = "",
+) -> CheckRun:  # fmt: skip
+    run = CheckRun.objects.create(
+        upgrade=upgrade,
+        step=step,
+        kind=kind,
+        action=action,
+        title=title,
+        params=params,
+        batch=batch,
+        requested_by=by,
+    )
+    _event(
+        run,
+        kind=EventKind.RUN_REQUESTED,
+        by=by,
+        from_value="",
+        to_value=RunStatus.QUEUED,
+        message=f"Run #{run.pk}: {title}",
+    )
+    return _queue(run)
+
+
+def check_run_request(
+    *, upgrade: Upgrade, step: ChecklistStep, by: Any, batch: str = ""
+) -> CheckRun:
+    """Queue the automated check of one step. One active run per step at a time."""
+    if step.upgrade_id != upgrade.pk:
+        raise InvalidInput("That step belongs to another upgrade.")
+    if step.kind not in AUTOMATED_STEP_KINDS:
+        raise InvalidInput(f"“{step.title}” is a manual step: there is nothing to run.")
+    if step.kind == StepKind.DEPLOY:
+        return action_request(upgrade=upgrade, action="deploy", by=by, confirmed=True, step=step)
+    with transaction.atomic():
+        upgrade = Upgrade.objects.select_for_update().get(pk=upgrade.pk)
+        _check_upgrade_open(upgrade)
+        if step.runs.filter(status__in=ACTIVE_RUN_STATUSES).exists():
+            raise Conflict(f"“{step.title}” is already being checked.")
+        kind = RunKind.BACKUP if step.kind == StepKind.BACKUP else RunKind.CHECK
+        return _new_run(
+            upgrade=upgrade,
+            step=step,
+            kind=kind,
+            action=step.kind,
+            title=step.title,
+            params={"operation": step.operation, **step.check_config},
+            by=by,
+            batch=batch,
+        )
+
+
+def phase_checks_request(*, upgrade: Upgrade, phase: UpgradePhase, by: Any) -> list[CheckRun]:
+    """Fan out every open automated check of a phase; the workers run them in parallel.
+    Deploy steps are left out: a deploy is started on its own, with a confirmation."""
+    if phase.upgrade_id != upgrade.pk:
+        raise InvalidInput("That phase belongs to another upgrade.")
+    steps = list(
+        phase.steps.filter(
+            kind__in=AUTOMATED_STEP_KINDS - {StepKind.DEPLOY}, status=StepStatus.OPEN
+        ).exclude(runs__status__in=ACTIVE_RUN_STATUSES)
+    )
+    if not steps:
+        raise Conflict(f"“{phase.title}” has no open automated check to run.")
+    batch = uuid.uuid4().hex
+    with transaction.atomic():
+        return [check_run_request(upgrade=upgrade, step=s, by=by, batch=batch) for s in steps]
+
+
+def action_request(
+    *, upgrade: Upgrade, action: str, by: Any, confirmed: bool,
+    backup_id: int | None = None, step: ChecklistStep | None = None,
+) -> CheckRun:  # fmt: skip
+    """Queue a backup, deploy or rollback. Each asks for an explicit confirmation first."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"Unknown action {action!r}.")
+    if not confirmed:
+        raise InvalidInput(f"“{ACTIONS[action][1]}” needs your confirmation.", field="confirm")
+    kind, title = ACTIONS[action]
+    params: dict[str, Any] = {}
+    with transaction.atomic():
+        upgrade = Upgrade.objects.select_for_update().get(pk=upgrade.pk)
+        _check_upgrade_open(upgrade)
+        if upgrade.runs.filter(
+            kind__in=[RunKind.DEPLOY, RunKind.ROLLBACK], status__in=ACTIVE_RUN_STATUSES
+        ).exists():
+            raise Conflict("A deploy or rollback is already running for this upgrade.")
+        if action == "deploy":
+            if upgrade.upgrade_type == UpgradeType.FEATURE_FLAG:
+                params = {"flag_key": upgrade.flag_key}
+                title = f"Turn on feature flag {upgrade.flag_key}"
+            else:
+                params = {"version": upgrade.version_to}
+                title = f"Deploy {upgrade.version_to or 'the new version'}"
+            if upgrade.status != UpgradeStatus.IN_PROGRESS:
+                raise Conflict("Deploy once the upgrade is in progress (start the deployment).")
+        elif kind == RunKind.ROLLBACK:
+            if upgrade.status not in ROLLBACK_FROM:
+                raise Conflict("Only an upgrade in progress or being monitored can roll back.")
+            if action == "rollback_flag":
+                if upgrade.upgrade_type != UpgradeType.FEATURE_FLAG:
+                    raise InvalidInput("Only a feature flag upgrade has a flag to roll back.")
+                params = {"flag_key": upgrade.flag_key}
+            elif action == "rollback_version":
+                params = {"version": upgrade.version_from}
+            else:
+                backup = upgrade.artifacts.filter(pk=backup_id, kind="db_backup").first()
+                if backup is None:
+                    raise InvalidInput("Choose a database backup of this upgrade to restore.")
+                params = {"backup_path": backup.path, "backup_name": backup.name}
+            _event_plain(upgrade, by=by, kind=EventKind.ROLLBACK, message=f"{title} requested.")
+        return _new_run(
+            upgrade=upgrade, step=step, kind=kind, action=action, title=title,
+            params=params, by=by,
+        )  # fmt: skip
+
+
+def _event_plain(upgrade: Upgrade, *, by: Any, kind: str, message: str) -> None:
+    UpgradeEvent.objects.create(upgrade=upgrade, actor=by, kind=kind, message=message)
+
+
+def check_run_cancel(*, run: CheckRun, by: Any) -> bool:
+    """Cancel a run that no worker has started. A running run finishes on its own."""
+    with transaction.atomic():
+        changed = CheckRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.CANCELLED,
+            finished_at=timezone.now(),
+            reason="Cancelled before it ran.",
+        )
+        if changed:
+            _event(
+                run, kind=EventKind.RUN_FINISHED, by=by, from_value=RunStatus.QUEUED,
+                to_value=RunStatus.CANCELLED, message=f"Run #{run.pk} cancelled: {run.title}",
+            )  # fmt: skip
+    if not changed:
+        raise Conflict("Only a queued run can be cancelled; this one has started or finished.")
+    return True
+
+
+# --- carrying out ----------------------------------------------------------------------------
+
+
+class _Heartbeat:
+    """Marks a claimed run alive every few seconds, so the sweep can tell a slow run from one
+    whose worker died."""
+
+    def __init__(self, run_id: int, attempt: int) -> None:
+        self.run_id, self.attempt = run_id, attempt
+        self.interval = max(_stale_after().total_seconds() / 4, 0.5)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                CheckRun.objects.filter(
+                    pk=self.run_id, status=RunStatus.RUNNING, attempt=self.attempt
+                ).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class OutputSink:
+    """Appends a run's output to its row as it arrives (capped), for the live log."""
+
+    def __init__(self, run_id: int, attempt: int, cap: int) -> None:
+        self.run_id, self.attempt, self.cap = run_id, attempt, cap
+        self.kept = 0
+        self.truncated = False
+
+    def __call__(self, chunk: str) -> None:
+        if not chunk or self.truncated:
+            return
+        room = self.cap - self.kept
+        if len(chunk) > room:
+            chunk, self.truncated = chunk[:room] + "\n… output capped …\n", True
+        self.kept += len(chunk)
+        CheckRun.objects.filter(pk=self.run_id, attempt=self.attempt).update(
+            output=Concat(F("output"), Value(chunk)),
+            output_truncated=self.truncated,
+            heartbeat_at=timezone.now(),
+        )
+
+
+def check_run_execute(*, run_id: int) -> str:
+    """Claim a queued run and carry it out. Returns what happened, for the task's log."""
+    from upgrades.services.executors import execute
+
+    now = timezone.now()
+    claimed = CheckRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, attempt=F("attempt") + 1,
+        output="", output_truncated=False,
+    )  # fmt: skip
+    if not claimed:
+        state = CheckRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        return f"run {run_id} not claimed (it is {state or 'gone'})"
+    run = CheckRun.objects.select_related("upgrade__environment", "step").get(pk=run_id)
+    if run.kind != RunKind.CHECK:
+        # Backups, deploys and rollbacks show on the timeline when they start, not only at the end.
+        _event(
+            run, kind=EventKind.RUN_REQUESTED, by=None, from_value=RunStatus.QUEUED,
+            to_value=RunStatus.RUNNING,
+            message=f"Run #{run.pk} {run.title} started on a worker (attempt {run.attempt}).",
+        )  # fmt: skip
+    sink = OutputSink(run.pk, run.attempt, run.upgrade.environment.command_output_cap_bytes)
+    started = time.monotonic()
+    with _Heartbeat(run.pk, run.attempt):
+        try:
+            outcome = execute(run, on_output=sink)
+        except Exception as exc:  # noqa: BLE001 - a bug in one run must not kill the worker
+            logger.exception("Run %s failed unexpectedly", run.pk)
+            from upgrades.services.executors import Outcome
+
+            outcome = Outcome(RunStatus.ERROR, f"The run broke: {type(exc).__name__}: {exc}")
+    return _finish(run, outcome, duration_ms=int((time.monotonic() - started) * 1000))
+
+
+def _finish(run: CheckRun, outcome: Any, *, duration_ms: int) -> str:
+    with transaction.atomic():
+        finished = CheckRun.objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, attempt=run.attempt
+        ).update(
+            status=outcome.status,
+            reason=outcome.reason[:500],
+            measured=outcome.measured,
+            finished_at=timezone.now(),
+            duration_ms=duration_ms,
+        )
+        if not finished:
+            # The sweep gave this run to another worker: that attempt's result counts.
+            return f"run {run.pk} attempt {run.attempt} superseded"
+        if outcome.output and not CheckRun.objects.filter(pk=run.pk).exclude(output="").exists():
+            CheckRun.objects.filter(pk=run.pk).update(output=outcome.output[: 64 * 1024])
+        run.refresh_from_db()
+        _event(
+            run, kind=EventKind.RUN_FINISHED, by=None, from_value=RunStatus.RUNNING,
+            to_value=outcome.status, message=f"Run #{run.pk} {run.title}: {outcome.reason}",
+        )  # fmt: skip
+        for artifact in outcome.artifacts:
+            run.artifacts.create(upgrade_id=run.upgrade_id, **artifact)
+    _after_finish(run, outcome)
+    return f"run {run.pk} {outcome.status}: {outcome.reason}"
+
+
+def _after_finish(run: CheckRun, outcome: Any) -> None:
+    """What a finished run means for the upgrade: a passed check ticks its step; a rollback
+    moves the upgrade to rolled back, or to failed when the rollback itself failed."""
+    if outcome.status == RunStatus.PASSED and run.step_id:
+        step = ChecklistStep.objects.get(pk=run.step_id)
+        if step.status == StepStatus.OPEN:
+            # If the upgrade finished meanwhile the step stays as it is; the run is on record.
+            with contextlib.suppress(Conflict):
+                step_complete(step=step, by=None, note=f"Run #{run.pk}: {outcome.reason}", run=run)
+    if run.kind == RunKind.ROLLBACK:
+        upgrade = Upgrade.objects.get(pk=run.upgrade_id)
+        if upgrade.status in ROLLBACK_FROM:
+            passed = outcome.status == RunStatus.PASSED
+            upgrade_transition(
+                upgrade=upgrade,
+                transition=Transition.ROLL_BACK if passed else Transition.FAIL,
+                by=run.requested_by,
+                reason=f"{run.title}: {outcome.reason}",
+            )
+
+
+# --- the sweep -------------------------------------------------------------------------------
+
+
+def check_runs_sweep(*, renudge_after_s: float = 30.0) -> dict[str, int]:
+    """Put right what the broker lost: runs whose worker died go back to the queue, and queued
+    runs that no worker has picked up are nudged again (all of them after a broker outage)."""
+    now = timezone.now()
+    stale = list(
+        CheckRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=now - _stale_after())
+        .values_list("pk", "attempt")
+    )  # fmt: skip
+    requeued = 0
+    for run_id, attempt in stale:
+        requeued += CheckRun.objects.filter(
+            pk=run_id, status=RunStatus.RUNNING, attempt=attempt
+        ).update(
+            status=RunStatus.QUEUED, nudged_at=None,
+            reason=f"Worker stopped answering during attempt {attempt}; queued again.",
+        )  # fmt: skip
+    waiting = list(
+        CheckRun.objects.filter(status=RunStatus.QUEUED)
+        .filter(Q(nudged_at__isnull=True) | Q(nudged_at__lt=now - timedelta(seconds=renudge_after_s)))
+        .values_list("pk", flat=True)[:500]
+    )  # fmt: skip
+    for run_id in waiting:
+        _nudge(run_id)
+    return {"requeued": requeued, "nudged": len(waiting)}
+
+
+def check_run_log(*, run: CheckRun, offset: int) -> tuple[str, int]:
+    """The part of a run's output after `offset`, for a log that tails while it runs."""
+    offset = max(offset, 0)
+    chunk, size = (
+        CheckRun.objects.filter(pk=run.pk)
+        .annotate(chunk=Substr("output", offset + 1), size=Length("output"))
+        .values_list("chunk", "size")
+        .get()
+    )
+    return chunk or "", size or 0
