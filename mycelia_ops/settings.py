@@ -178,12 +178,13 @@ SECURE_REFERRER_POLICY = "same-origin"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "processed"):
+    for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
@@ -197,6 +198,10 @@ CELERY_BEAT_SCHEDULE = {
     "check-runs-sweep": {
         "task": "upgrades.check_runs_sweep",
         "schedule": env_int("MYCELIA_SWEEP_SECONDS", 15),
+    },
+    "flag-evaluation-counts-flush": {
+        "task": "flags.tasks.flag_evaluation_counts_flush_task",
+        "schedule": 60,
     },
 }
 # A running run whose worker has not marked it alive for this long goes back to the queue.
@@ -226,6 +231,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
 }
+
+# Feature flags: the environment a flip or an evaluation means when none is named.
+FLAGS_DEFAULT_ENVIRONMENT = env_str("FLAGS_DEFAULT_ENVIRONMENT", "production")
 
 # Rows per page on long lists.
 PAGE_SIZE = env_int("MYCELIA_PAGE_SIZE", 25)

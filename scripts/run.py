@@ -52,8 +52,6 @@ def main() -> int:
     }  # fmt: skip
     running: dict[str, subprocess.Popen] = {}
     for name, argv in processes.items():
-        if name == "demo-target" and not (ROOT / "upgrades/management/commands/demo_target.py").exists():
-            continue
         running[name] = subprocess.Popen(argv, cwd=ROOT, env=env)
 
     time.sleep(2)

@@ -4,20 +4,48 @@ from django.contrib import admin
 
 from upgrades.models import (
     ApprovalDecision,
+    Artifact,
     ChecklistStep,
+    CheckRun,
     Environment,
+    EnvironmentOperation,
     PlaybookPhase,
     PlaybookStep,
     PlaybookTemplate,
+    SloThreshold,
     Upgrade,
     UpgradeEvent,
 )
+from upgrades.services import environment_flags_sync
+
+
+class EnvironmentOperationInline(admin.TabularInline):
+    model = EnvironmentOperation
+    extra = 0
+    fields = (
+        "operation",
+        "mode",
+        "argv",
+        "webhook_url",
+        "webhook_secret_header",
+        "timeout_seconds",
+    )
+
+
+class SloThresholdInline(admin.TabularInline):
+    model = SloThreshold
+    extra = 0
 
 
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "kind", "base_url")
     prepopulated_fields = {"slug": ("name",)}
+    inlines = [EnvironmentOperationInline, SloThresholdInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        environment_flags_sync(environment=obj)
 
 
 class PlaybookPhaseInline(admin.TabularInline):
@@ -82,3 +110,15 @@ class UpgradeEventAdmin(ReadOnlyAdmin):
 @admin.register(ApprovalDecision)
 class ApprovalDecisionAdmin(ReadOnlyAdmin):
     list_display = ("at", "upgrade", "decision", "decided_by")
+
+
+@admin.register(CheckRun)
+class CheckRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "title", "upgrade", "kind", "status", "attempt", "created_at")
+    list_filter = ("status", "kind")
+    list_select_related = ("upgrade",)
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(ReadOnlyAdmin):
+    list_display = ("name", "upgrade", "kind", "size_bytes", "created_at")

@@ -16,8 +16,10 @@ import os
 import re
 import selectors
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -407,6 +409,16 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def _dying_with_parent(argv: list[str]) -> list[str]:
+    """Have Linux kill the command if the worker running it dies (setpriv's parent-death
+    signal), so a crashed worker leaves no orphan finishing the work behind a retry's back.
+    Elsewhere the argument list is run as it is."""
+    setpriv = shutil.which("setpriv")
+    if setpriv and sys.platform.startswith("linux"):
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    return argv
+
+
 def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     """SIGTERM the whole process group, give it ``grace_s`` to go, then SIGKILL what is left."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -535,9 +547,16 @@ def command_run(
     name = label or _command_label(argv)
     if cwd is not None and not Path(cwd).is_dir():
         return cannot_run(f"the working directory {cwd} does not exist")
+    # Looked up here, not left to exec: behind setpriv a missing program is only an exit code.
+    search_path = (env or {}).get("PATH", os.environ.get("PATH"))
+    program = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=search_path)
+    if program is None or not Path(cwd or ".", program).exists():
+        return cannot_run(f"{argv[0]} was not found (is it installed and on PATH?)")
+    if not os.access(Path(cwd or ".", program), os.X_OK):
+        return cannot_run(f"{argv[0]} is not executable")
     try:
         proc = subprocess.Popen(
-            list(argv),
+            _dying_with_parent(list(argv)),
             cwd=cwd,
             env={**os.environ, **env} if env is not None else None,
             stdin=subprocess.DEVNULL,

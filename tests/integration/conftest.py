@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from django.conf import settings
@@ -117,29 +118,33 @@ def worker(worker_factory) -> WorkerProcess:
     return worker_factory().start()
 
 
-class PrivateRedis:
-    """A Redis server of the test's own, so the test can stop and restart the broker."""
+class BrokerControl:
+    """Stops and restarts the Redis the suite's broker URL points at, as an outage would.
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
+    The web process keeps its pooled connections across the outage, which is the point: the
+    product must recover from exactly that."""
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(lambda: _port_open(self.port), timeout=10)
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        self.url = url
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 6379
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
+        subprocess.run(
+            ["redis-cli", "-h", self.host, "-p", str(self.port), "shutdown", "nosave"],
+            capture_output=True, timeout=10,
+        )  # fmt: skip
+        wait_for(lambda: not _port_open(self.port), timeout=10)
+
+    def start(self) -> None:
+        if not _port_open(self.port):
+            subprocess.run(
+                ["redis-server", "--daemonize", "yes", "--bind", self.host, "--port",
+                 str(self.port), "--save", "", "--appendonly", "no"],
+                check=True, capture_output=True, timeout=10,
+            )  # fmt: skip
+        wait_for(lambda: _port_open(self.port), timeout=10)
 
 
 def _port_open(port: int) -> bool:
@@ -148,27 +153,13 @@ def _port_open(port: int) -> bool:
 
 
 @pytest.fixture
-def private_redis() -> Iterator[PrivateRedis]:
+def broker() -> Iterator[BrokerControl]:
+    url = settings.CELERY_BROKER_URL
+    parsed = urlparse(url)
+    if parsed.scheme != "redis" or parsed.hostname not in ("127.0.0.1", "localhost"):
+        pytest.skip("the broker outage is staged with the local Redis (as in CI)")
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed")
-    redis = PrivateRedis()
-    redis.start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture
-def broker(private_redis) -> Iterator[PrivateRedis]:
-    """Point this process's Celery app at the private Redis for the test, then put it back."""
-    from mycelia_ops.celery import app
-
-    def use(url: str) -> None:
-        app.conf.broker_url = url
-        app.pool.force_close_all()
-        app._pool = None
-        app.amqp._producer_pool = None
-
-    previous = app.conf.broker_url
-    use(private_redis.url)
-    yield private_redis
-    use(previous)
+    control = BrokerControl(url)
+    yield control
+    control.start()  # whatever happened, leave the broker running for the rest of the suite

@@ -21,6 +21,7 @@ from upgrades.services.checklist import (
     upgrade_set_risk,
     upgrade_transition,
 )
+from upgrades.services.environments import environment_flags_sync
 from upgrades.services.runs import (
     action_request,
     check_run_cancel,
@@ -42,6 +43,7 @@ __all__ = [
     "check_run_log",
     "check_run_request",
     "check_runs_sweep",
+    "environment_flags_sync",
     "open_required_steps",
     "phase_checks_request",
     "playbook_seed",

@@ -317,7 +317,7 @@ def _flag_state(run: CheckRun, environment: Environment, *, on: bool) -> Outcome
     from flags import services as flag_services
 
     try:
-        changed = flag_services.flag_switch_for_upgrade(
+        changed = flag_services.flag_switch_by_key(
             flag_key=run.params["flag_key"],
             environment_key=environment.slug,
             on=on,

@@ -50,6 +50,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     "rollback_flag": (RunKind.ROLLBACK, "Roll back the feature flag (turn it off)"),
     "rollback_database": (RunKind.ROLLBACK, "Restore the database from a backup"),
 }
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 # Moves that end the upgrade: allowed while it is being deployed or watched.
 ROLLBACK_FROM = frozenset({UpgradeStatus.IN_PROGRESS, UpgradeStatus.MONITORING})
 
@@ -76,7 +77,9 @@ def _nudge(run_id: int) -> None:
     from upgrades.tasks import check_run_execute_task
 
     try:
-        check_run_execute_task.apply_async(args=[run_id], retry=False)
+        # A short retry re-opens a pooled connection left dead by an outage; a broker that is
+        # really down fails fast instead of holding up the request.
+        check_run_execute_task.apply_async(args=[run_id], retry=True, retry_policy=PUBLISH_RETRY)
     except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row for the sweep
         logger.warning("Broker unreachable for run %s: %s", run_id, exc)
         return
@@ -347,7 +350,8 @@ def _finish(run: CheckRun, outcome: Any, *, duration_ms: int) -> str:
         )  # fmt: skip
         for artifact in outcome.artifacts:
             run.artifacts.create(upgrade_id=run.upgrade_id, **artifact)
-    _after_finish(run, outcome)
+        # In the same transaction: whoever sees the run finished also sees what it ticked.
+        _after_finish(run, outcome)
     return f"run {run.pk} {outcome.status}: {outcome.reason}"
 
 

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 from mycelia_ops.roles import RELEASE_MANAGERS, STAKEHOLDERS
 from upgrades.demo import demo_environment_configure
 from upgrades.models import Environment, EnvironmentKind
-from upgrades.services import playbook_seed
+from upgrades.services import environment_flags_sync, playbook_seed
 
 DEMO_ACCOUNTS = (("manager", RELEASE_MANAGERS, True), ("stakeholder", STAKEHOLDERS, False))
 
@@ -55,6 +55,7 @@ class Command(BaseCommand):
                 },
             )
             demo_environment_configure(environment=environment, state_dir=state_dir)
+            environment_flags_sync(environment=environment)
         # The demo makes its own passwords once and keeps them beside the database.
         credentials_file = settings.DATA_DIR / "demo_logins.json"
         credentials = json.loads(credentials_file.read_text()) if credentials_file.exists() else {}

@@ -1,0 +1,70 @@
+"""Bearer-token authentication for the JSON API and OFREP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from flags.models import ApiToken, ApiTokenScope
+from flags.services import api_token_authenticate
+from mycelia_ops.roles import is_viewer
+
+
+def bearer_token(request: HttpRequest) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def token_required(
+    *, evaluation_allowed: bool, error_body: Callable[[str], dict[str, Any]]
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """401 without a live token, 403 for a token that may not call this endpoint. The token
+    is on `request.api_token`, its user on `request.user`."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            plaintext = bearer_token(request)
+            if plaintext is None:
+                return _deny(401, "Send an API token: 'Authorization: Bearer <token>'.", error_body)
+            token = api_token_authenticate(plaintext=plaintext)
+            if token is None:
+                return _deny(401, "The API token is unknown or revoked.", error_body)
+            if token.scope == ApiTokenScope.EVALUATION and not evaluation_allowed:
+                return _deny(
+                    403, "An evaluation token may only call the OFREP endpoints.", error_body
+                )
+            if not is_viewer(token.user):
+                return _deny(
+                    403,
+                    "The token's user needs the Release managers or Stakeholders role.",
+                    error_body,
+                )
+            request.api_token = token
+            request.user = token.user
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def _deny(status: int, message: str, error_body: Callable[[str], dict[str, Any]]) -> JsonResponse:
+    response = JsonResponse(error_body(message), status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="mycelia-ops"'
+    return response
+
+
+def api_error(message: str) -> dict[str, Any]:
+    return {"error": message}
+
+
+def token_of(request: HttpRequest) -> ApiToken:
+    return request.api_token  # type: ignore[attr-defined]
