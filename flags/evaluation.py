@@ -159,6 +159,21 @@ def context_validate(context: Any) -> str | None:
     return None
 
 
+def context_free_resolution(definition: FlagDefinition) -> Resolution | None:
+    """The resolution `evaluate` gives this definition for every valid context, or None when
+    the answer depends on the context (targeting rules, or a rollout strictly between 0 and
+    100%). Lets callers work an answer out once per definition rather than once per request."""
+    if not definition.enabled:
+        return Resolution(definition.key, value=False, reason=Reason.DISABLED)
+    if definition.rules:
+        return None
+    if definition.rollout_percentage >= 100:
+        return Resolution(definition.key, value=True, reason=Reason.STATIC)
+    if definition.rollout_percentage <= 0:
+        return Resolution(definition.key, value=False, reason=Reason.DEFAULT)
+    return None
+
+
 def evaluate(definition: FlagDefinition | None, context: Any, *, key: str = "") -> Resolution:
     key = definition.key if definition else key
     if definition is None:

@@ -1,43 +1,81 @@
 """What an evaluating process keeps in memory: flag definitions, reloaded only when the flag
-revision changes, and evaluation counts, flushed to FlagEvaluationCount now and then rather
-than written per request."""
+revision changes; evaluation counts, flushed to FlagEvaluationCount now and then rather than
+written per request; and the API tokens OFREP has just checked, for a second or so."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from flags.evaluation import FlagDefinition
-from flags.models import FlagEvaluationCount, FlagRevision, FlagState
+from flags.evaluation import FlagDefinition, context_free_resolution
+from flags.models import ApiToken, FlagEvaluationCount, FlagRevision, FlagState
+
+
+@dataclass(frozen=True)
+class EnvironmentFlags:
+    """One environment's live flags at one revision, in the shapes evaluation wants them."""
+
+    by_key: dict[str, FlagDefinition]
+    # Sorted by key. Each with the OFREP JSON of its answer when that is the same for every
+    # valid context (off, or on for everyone or no one), else None: evaluate per request.
+    ordered: tuple[tuple[FlagDefinition, str | None], ...] = ()
+
+    @classmethod
+    def build(cls, by_key: dict[str, FlagDefinition]) -> EnvironmentFlags:
+        ordered = []
+        for key in sorted(by_key):
+            definition = by_key[key]
+            resolution = context_free_resolution(definition)
+            fragment = None if resolution is None else json.dumps(resolution.as_ofrep())
+            ordered.append((definition, fragment))
+        return cls(by_key=by_key, ordered=tuple(ordered))
+
+
+NO_FLAGS = EnvironmentFlags(by_key={})
 
 
 class DefinitionCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._revision: str | None = None
-        self._by_environment: dict[int, dict[str, FlagDefinition]] = {}
+        self._by_environment: dict[int, EnvironmentFlags] = {}
 
     def revision(self) -> str:
-        row = FlagRevision.objects.filter(pk=1).values_list("revision", flat=True).first()
-        return row or "none"
+        # One plain query per evaluation: no queryset to build and compile on the hot path.
+        table = connection.ops.quote_name(FlagRevision._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT revision FROM {table} WHERE id = %s", [1])
+            row = cursor.fetchone()
+        return (row[0] if row else None) or "none"
 
     def definitions(self, environment_id: int) -> tuple[str, dict[str, FlagDefinition]]:
         """(revision, {flag key: definition}) for one environment; one query when current."""
+        revision, flags = self.environment(environment_id)
+        return revision, flags.by_key
+
+    def environment(self, environment_id: int) -> tuple[str, EnvironmentFlags]:
+        """(revision, the environment's flags); one query when current."""
         revision = self.revision()
         if revision != self._revision:
             with self._lock:
                 if revision != self._revision:
                     # Read after the revision: the data is at least as new as the revision.
-                    self._by_environment = self._load()
+                    self._by_environment = {
+                        env: EnvironmentFlags.build(by_key) for env, by_key in self._load().items()
+                    }
                     self._revision = revision
-        return revision, self._by_environment.get(environment_id, {})
+        return revision, self._by_environment.get(environment_id, NO_FLAGS)
 
     def clear(self) -> None:
         with self._lock:
@@ -76,11 +114,16 @@ class EvaluationCounter:
         self._since = time.monotonic()
 
     def record(self, flag_id: int, environment_id: int, n: int = 1) -> None:
-        key = (flag_id, environment_id, _hour(timezone.now()))
+        self.record_many([(flag_id, environment_id)], n)
+
+    def record_many(self, flags: Iterable[tuple[int, int]], n: int = 1) -> None:
+        """Count one evaluation (or n) of each (flag id, environment id): one lock for a bulk."""
+        hour = _hour(timezone.now())
         with self._lock:
             if not self._buffer:
                 self._since = time.monotonic()  # age counts from the oldest buffered entry
-            self._buffer[key] += n
+            for flag_id, environment_id in flags:
+                self._buffer[(flag_id, environment_id, hour)] += n
             due = len(self._buffer) >= getattr(
                 settings, "FLAGS_COUNTS_FLUSH_ENTRIES", 500
             ) or time.monotonic() - self._since >= getattr(
@@ -148,5 +191,50 @@ def counts_for_flag(flag_id: int, *, hours: int = 24) -> list[tuple[datetime, in
     return [(start + timedelta(hours=i), totals[start + timedelta(hours=i)]) for i in range(hours)]
 
 
+class TokenCache:
+    """Tokens that passed every check of OFREP's authentication, kept for `seconds` (setting
+    FLAGS_TOKEN_CACHE_SECONDS, 1 by default) so that a client's stream of evaluations does not
+    query the token and its user's roles each time. A revoked token, a deactivated user or a
+    lost role takes effect within those seconds in every process. Keyed by the token's SHA-256,
+    never by the token itself; only live tokens are kept, so unknown ones cannot fill it."""
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, ApiToken]] = {}
+
+    @staticmethod
+    def _key(plaintext: str) -> str:
+        return hashlib.sha256(plaintext.encode()).hexdigest()
+
+    @staticmethod
+    def _seconds() -> float:
+        return float(getattr(settings, "FLAGS_TOKEN_CACHE_SECONDS", 1.0))
+
+    def get(self, plaintext: str) -> ApiToken | None:
+        entry = self._entries.get(self._key(plaintext))
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, plaintext: str, token: ApiToken) -> None:
+        seconds = self._seconds()
+        if seconds <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) >= self.MAX_ENTRIES:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+                if len(self._entries) >= self.MAX_ENTRIES:
+                    self._entries.clear()
+            self._entries[self._key(plaintext)] = (now + seconds, token)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = {}
+
+
 definitions = DefinitionCache()
 counter = EvaluationCounter()
+tokens = TokenCache()

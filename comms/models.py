@@ -1,0 +1,493 @@
+"""Messages to stakeholders, their deliveries, and the status page's own record of upgrades.
+
+comms never reads the upgrades app: an upgrade is known here by its id and the plain values the
+upgrades services pass in (see comms/services/__init__.py). Statuses are TextChoices; rows that
+record history (CommsEvent, StatusUpdate) are append-only.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def public_id() -> str:
+    """A Statuspage-style opaque id (12 lowercase letters and digits)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+# --- templates, audiences, channels ----------------------------------------------------------
+
+
+class AudienceKey(models.TextChoices):
+    # The playbook's "Stakeholder Notification": internal team, external (status page), users.
+    INTERNAL = "internal", "Internal team"
+    EXTERNAL = "external", "External (status page and its subscribers)"
+    USERS = "users", "Users"
+
+
+class Audience(models.Model):
+    key = models.CharField(max_length=20, choices=AudienceKey.choices, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateKey(models.TextChoices):
+    PRE_UPGRADE = "pre_upgrade", "Pre-upgrade communication"
+    PROGRESS = "progress", "Upgrade progress update"
+    POST_UPGRADE = "post_upgrade", "Post-upgrade communication"
+    # Sent to status page subscribers without a draft, when a maintenance window moves or
+    # starts or ends.
+    WINDOW_MOVED = "window_moved", "Maintenance window moved"
+    WINDOW_STARTED = "window_started", "Maintenance window started"
+    WINDOW_ENDED = "window_ended", "Maintenance window ended"
+
+
+DRAFT_TEMPLATE_KEYS = frozenset(
+    {TemplateKey.PRE_UPGRADE, TemplateKey.PROGRESS, TemplateKey.POST_UPGRADE}
+)
+
+
+class MessageTemplate(models.Model):
+    """Django template syntax ({{ version_or_feature }}), rendered as plain text."""
+
+    key = models.CharField(max_length=30, choices=TemplateKey.choices, unique=True)
+    name = models.CharField(max_length=100)
+    subject_template = models.CharField(max_length=300)
+    body_template = models.TextField()
+    audiences = models.ManyToManyField(Audience, blank=True, related_name="templates")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChannelKind(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook (JSON POST)"
+
+
+class Channel(models.Model):
+    """Where an audience's messages go: a list of addresses, a webhook, or the subscribers."""
+
+    audience = models.ForeignKey(Audience, on_delete=models.PROTECT, related_name="channels")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
+    recipients = models.TextField(
+        blank=True, help_text="Email addresses, one per line or separated by commas."
+    )
+    to_subscribers = models.BooleanField(
+        default=False, help_text="Email the confirmed status page subscribers (email channels)."
+    )
+    url = models.URLField(max_length=500, blank=True, help_text="Webhook URL (webhook channels).")
+    secret_header_name = models.CharField(max_length=100, blank=True)
+    secret_header_value = models.CharField(max_length=500, blank=True)
+    environment_keys = models.JSONField(
+        default=list, blank=True, help_text="Only messages about these environments; empty: all."
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["audience_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def recipient_list(self) -> list[str]:
+        if self.kind == ChannelKind.WEBHOOK:
+            return [self.url] if self.url else []
+        parts = self.recipients.replace(",", "\n").split()
+        return list(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+    def covers(self, environment_key: str) -> bool:
+        return not self.environment_keys or environment_key in self.environment_keys
+
+
+# --- messages and deliveries -----------------------------------------------------------------
+
+
+class MessageStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    PARTIALLY_FAILED = "partially_failed", "Partially failed"
+    FAILED = "failed", "Failed"
+
+
+class Message(models.Model):
+    upgrade_id = models.PositiveBigIntegerField(db_index=True)
+    upgrade_title = models.CharField(max_length=300, blank=True)
+    upgrade_url = models.CharField(max_length=500, blank=True)
+    environment_key = models.CharField(max_length=100, blank=True, db_index=True)
+    template_key = models.CharField(max_length=30, choices=TemplateKey.choices)
+    subject = models.CharField(max_length=300)
+    body = models.TextField()
+    audiences = models.ManyToManyField(Audience, blank=True, related_name="messages")
+    status = models.CharField(
+        max_length=20, choices=MessageStatus.choices, default=MessageStatus.DRAFT, db_index=True
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.subject
+
+    def get_absolute_url(self) -> str:
+        return reverse("comms:message_detail", args=[self.pk])
+
+    @property
+    def is_draft(self) -> bool:
+        return self.status == MessageStatus.DRAFT
+
+    @property
+    def is_sending(self) -> bool:
+        return self.status == MessageStatus.SENDING
+
+
+class DeliveryStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class Delivery(models.Model):
+    """One message to one recipient through one channel: sent at most once (the constraint and
+    the queued -> sending claim see to that)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="deliveries")
+    subscriber = models.ForeignKey(
+        "Subscriber", on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries"
+    )
+    recipient = models.CharField(max_length=500)
+    status = models.CharField(
+        max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.QUEUED, db_index=True
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "channel", "recipient"], name="comms_delivery_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Delivery #{self.pk} to {self.recipient}"
+
+
+class CommsEnvironmentSettings(models.Model):
+    environment_key = models.CharField(max_length=100, unique=True)
+    auto_send = models.BooleanField(
+        default=False, help_text="Send drafts as soon as they are made, without a manager."
+    )
+
+    class Meta:
+        verbose_name_plural = "comms environment settings"
+
+    def __str__(self) -> str:
+        return f"{self.environment_key}: auto send {'on' if self.auto_send else 'off'}"
+
+
+# --- the status page's mirror of upgrades ----------------------------------------------------
+
+
+class UpgradeLifecycle(models.TextChoices):
+    """The upgrade statuses the upgrades app passes in (its own values)."""
+
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    IN_PROGRESS = "in_progress", "In progress"
+    MONITORING = "monitoring", "Monitoring"
+    COMPLETED = "completed", "Completed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+HIDDEN_LIFECYCLES = frozenset({UpgradeLifecycle.DRAFT, UpgradeLifecycle.CANCELLED})
+
+
+class MaintenanceStatus(models.TextChoices):
+    # Statuspage's scheduled maintenance statuses, exactly.
+    SCHEDULED = "scheduled", "Scheduled"
+    IN_PROGRESS = "in_progress", "In progress"
+    VERIFYING = "verifying", "Verifying"
+    COMPLETED = "completed", "Completed"
+
+
+ACTIVE_MAINTENANCE = frozenset(
+    {MaintenanceStatus.IN_PROGRESS, MaintenanceStatus.VERIFYING}
+)
+
+
+class StatusMaintenance(models.Model):
+    """One upgrade as the status page shows it: a Statuspage scheduled maintenance."""
+
+    upgrade_id = models.PositiveBigIntegerField(unique=True)
+    public_id = models.CharField(max_length=12, unique=True, default=public_id)
+    title = models.CharField(max_length=300)
+    type_label = models.CharField(max_length=100, blank=True)
+    environment_key = models.CharField(max_length=100, db_index=True)
+    environment_name = models.CharField(max_length=200)
+    lifecycle = models.CharField(max_length=20, choices=UpgradeLifecycle.choices)
+    status = models.CharField(max_length=20, choices=MaintenanceStatus.choices)
+    is_public = models.BooleanField(default=False, db_index=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    progress_percent = models.PositiveSmallIntegerField(default=0)
+    phase_title = models.CharField(max_length=300, blank=True)
+    url = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # Each subscriber notice about the window goes out once.
+    start_notified_at = models.DateTimeField(null=True, blank=True)
+    end_notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_MAINTENANCE
+
+
+class IncidentStatus(models.TextChoices):
+    # Statuspage's incident statuses, exactly.
+    INVESTIGATING = "investigating", "Investigating"
+    IDENTIFIED = "identified", "Identified"
+    MONITORING = "monitoring", "Monitoring"
+    RESOLVED = "resolved", "Resolved"
+    POSTMORTEM = "postmortem", "Postmortem"
+
+
+class Impact(models.TextChoices):
+    NONE = "none", "None"
+    MINOR = "minor", "Minor"
+    MAJOR = "major", "Major"
+    CRITICAL = "critical", "Critical"
+
+
+class StatusIncident(models.Model):
+    """A rolled-back or failed upgrade, shown as a Statuspage incident until resolved."""
+
+    maintenance = models.OneToOneField(
+        StatusMaintenance, on_delete=models.CASCADE, related_name="incident"
+    )
+    public_id = models.CharField(max_length=12, unique=True, default=public_id)
+    name = models.CharField(max_length=300)
+    status = models.CharField(max_length=20, choices=IncidentStatus.choices)
+    impact = models.CharField(max_length=10, choices=Impact.choices)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    monitoring_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.status in (IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM)
+
+
+class StatusUpdate(models.Model):
+    """Append-only stream of what was posted about one upgrade (Statuspage incident_updates)."""
+
+    maintenance = models.ForeignKey(
+        StatusMaintenance, on_delete=models.CASCADE, related_name="updates"
+    )
+    incident = models.ForeignKey(
+        StatusIncident, on_delete=models.CASCADE, null=True, blank=True, related_name="updates"
+    )
+    public_id = models.CharField(max_length=12, unique=True, default=public_id)
+    status = models.CharField(max_length=20)  # maintenance or incident status at the time
+    body = models.TextField()
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.body[:60]}"
+
+
+class ComponentStatus(models.TextChoices):
+    # Statuspage's component statuses, exactly.
+    OPERATIONAL = "operational", "Operational"
+    DEGRADED_PERFORMANCE = "degraded_performance", "Degraded performance"
+    PARTIAL_OUTAGE = "partial_outage", "Partial outage"
+    MAJOR_OUTAGE = "major_outage", "Major outage"
+    UNDER_MAINTENANCE = "under_maintenance", "Under maintenance"
+
+
+class EnvironmentHealth(models.Model):
+    """The last look at one environment's /ops/status.json."""
+
+    environment_key = models.CharField(max_length=100, unique=True)
+    environment_name = models.CharField(max_length=200)
+    checked_at = models.DateTimeField(default=timezone.now)
+    error = models.CharField(max_length=1000, blank=True)
+    version = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["environment_name"]
+
+    def __str__(self) -> str:
+        return self.environment_name
+
+
+class ComponentHealth(models.Model):
+    """One service of one environment, as a Statuspage component."""
+
+    environment_key = models.CharField(max_length=100)
+    environment_name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200)
+    public_id = models.CharField(max_length=12, unique=True, default=public_id)
+    status = models.CharField(max_length=30, choices=ComponentStatus.choices)
+    reported_status = models.CharField(max_length=100, blank=True)
+    figures = models.JSONField(default=dict, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["environment_name", "position", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment_key", "name"], name="comms_component_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment_name} · {self.name}"
+
+    @property
+    def filter_key(self) -> str:
+        return f"{self.environment_key}:{self.name}"
+
+
+# --- subscribers -----------------------------------------------------------------------------
+
+
+class Subscriber(models.Model):
+    email = models.EmailField(unique=True)
+    token = models.CharField(max_length=64, unique=True, default=new_token)
+    environment_keys = models.JSONField(default=list, blank=True)
+    component_keys = models.JSONField(
+        default=list, blank=True, help_text='"environment_key:service" entries; empty: all.'
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.email
+
+    @property
+    def is_active(self) -> bool:
+        return self.confirmed_at is not None and self.unsubscribed_at is None
+
+    def wants(self, environment_key: str) -> bool:
+        """Does a message about this environment concern the subscriber's choices?"""
+        if not self.environment_keys and not self.component_keys:
+            return True
+        if environment_key in self.environment_keys:
+            return True
+        return any(k.split(":", 1)[0] == environment_key for k in self.component_keys)
+
+
+# --- audit and liveness ----------------------------------------------------------------------
+
+
+class CommsEvent(models.Model):
+    """Append-only: every state change in comms, written in the change's own transaction."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(max_length=40)
+    subject_type = models.CharField(max_length=30)
+    subject_id = models.PositiveBigIntegerField(null=True, blank=True)
+    upgrade_id = models.PositiveBigIntegerField(null=True, blank=True, db_index=True)
+    from_state = models.CharField(max_length=40, blank=True)
+    to_state = models.CharField(max_length=40, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"], name="comms_event_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject_type}#{self.subject_id}"
+
+
+class WorkerHeartbeat(models.Model):
+    """A Celery worker said it was alive (at start, and each time it ran ops_heartbeat_task,
+    which beat schedules: so `beat_at` also proves the scheduler runs)."""
+
+    worker = models.CharField(max_length=200, unique=True)
+    seen_at = models.DateTimeField(default=timezone.now)
+    beat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-seen_at"]
+
+    def __str__(self) -> str:
+        return self.worker

@@ -1,0 +1,632 @@
+"""Messages: seeded templates, drafts, sending, and the deliveries that carry them out."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.template import Context, Engine, TemplateSyntaxError
+from django.urls import reverse
+from django.utils import timezone
+
+from comms.exceptions import Conflict, InvalidInput, NotFound
+from comms.models import (
+    DRAFT_TEMPLATE_KEYS,
+    Audience,
+    AudienceKey,
+    Channel,
+    ChannelKind,
+    CommsEnvironmentSettings,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    MessageStatus,
+    MessageTemplate,
+    StatusMaintenance,
+    StatusUpdate,
+    Subscriber,
+    TemplateKey,
+)
+from comms.services._events import event_record
+
+logger = logging.getLogger(__name__)
+
+CONTEXT_KEYS = (
+    "version_or_feature", "date_time", "type", "duration", "impact", "rollback_plan", "contact",
+    "status", "progress", "eta", "issues", "next_steps", "upgrade_title", "upgrade_url",
+)  # fmt: skip
+EMPTY_VALUE = "—"  # what an empty placeholder renders as, so a reader sees it was left blank
+
+_ENGINE = Engine(autoescape=False)
+
+
+def site_url(path: str = "") -> str:
+    base = getattr(settings, "MYCELIA_SITE_URL", "http://localhost:8000").rstrip("/")
+    return f"{base}{path}"
+
+
+# --- seeding ---------------------------------------------------------------------------------
+
+AUDIENCES = {
+    AudienceKey.INTERNAL: ("Internal team", "Team members running and supporting the upgrade."),
+    AudienceKey.EXTERNAL: ("External", "The public status page and its email subscribers."),
+    AudienceKey.USERS: ("Users", "People who use Mycelia: upgrade notifications."),
+}
+
+# The playbook's "Communication Procedures", word for word, with [Placeholders] as variables.
+TEMPLATES: dict[str, dict[str, Any]] = {
+    TemplateKey.PRE_UPGRADE: {
+        "name": "Pre-upgrade communication",
+        "subject": "Scheduled Upgrade: {{ version_or_feature }} - {{ date_time }}",
+        "body": (
+            "Upgrade Details:\n"
+            "- Type: {{ type }}\n"
+            "- Duration: {{ duration }}\n"
+            "- Impact: {{ impact }}\n"
+            "- Rollback Plan: {{ rollback_plan }}\n"
+            "\n"
+            "Contact: {{ contact }}\n"
+        ),
+        "audiences": [AudienceKey.INTERNAL, AudienceKey.EXTERNAL, AudienceKey.USERS],
+    },
+    TemplateKey.PROGRESS: {
+        "name": "Upgrade progress update",
+        "subject": "Upgrade Progress: {{ version_or_feature }} - {{ status }}",
+        "body": (
+            "Current Status: {{ status }}\n"
+            "Progress: {{ progress }}\n"
+            "ETA: {{ eta }}\n"
+            "Issues: {{ issues }}\n"
+        ),
+        "audiences": [AudienceKey.INTERNAL, AudienceKey.EXTERNAL],
+    },
+    TemplateKey.POST_UPGRADE: {
+        "name": "Post-upgrade communication",
+        "subject": "Upgrade Completed: {{ version_or_feature }} - {{ status }}",
+        "body": (
+            "Upgrade Status: {{ status }}\n"
+            "Issues: {{ issues }}\n"
+            "Next Steps: {{ next_steps }}\n"
+            "Contact: {{ contact }}\n"
+        ),
+        "audiences": [AudienceKey.INTERNAL, AudienceKey.EXTERNAL, AudienceKey.USERS],
+    },
+    # Subscriber notices (no draft): window, previous_window, at, status, environment,
+    # upgrade_title, status_page_url.
+    TemplateKey.WINDOW_MOVED: {
+        "name": "Maintenance window moved",
+        "subject": "Maintenance moved: {{ upgrade_title }}",
+        "body": (
+            "The maintenance window for {{ upgrade_title }} on {{ environment }} has moved.\n"
+            "\n"
+            "Was: {{ previous_window }}\n"
+            "Now: {{ window }}\n"
+            "\n"
+            "Follow it on the status page: {{ status_page_url }}\n"
+        ),
+        "audiences": [AudienceKey.EXTERNAL],
+    },
+    TemplateKey.WINDOW_STARTED: {
+        "name": "Maintenance window started",
+        "subject": "Maintenance started: {{ upgrade_title }}",
+        "body": (
+            "The maintenance of {{ environment }} for {{ upgrade_title }} started at {{ at }}.\n"
+            "Planned window: {{ window }}\n"
+            "\n"
+            "Follow it on the status page: {{ status_page_url }}\n"
+        ),
+        "audiences": [AudienceKey.EXTERNAL],
+    },
+    TemplateKey.WINDOW_ENDED: {
+        "name": "Maintenance window ended",
+        "subject": "Maintenance ended: {{ upgrade_title }} - {{ status }}",
+        "body": (
+            "The maintenance window of {{ environment }} for {{ upgrade_title }} ended at {{ at }}.\n"
+            "Status: {{ status }}\n"
+            "\n"
+            "Details on the status page: {{ status_page_url }}\n"
+        ),
+        "audiences": [AudienceKey.EXTERNAL],
+    },
+}
+
+SUBSCRIBERS_CHANNEL_NAME = "Status page subscribers"
+
+
+def comms_seed() -> dict[str, int]:
+    """Audiences, the templates and the subscribers' channel. Idempotent: rows that exist
+    (perhaps edited by a manager) are left as they are."""
+    created = {"audiences": 0, "templates": 0, "channels": 0}
+    with transaction.atomic():
+        audiences: dict[str, Audience] = {}
+        for key, (name, description) in AUDIENCES.items():
+            audiences[key], made = Audience.objects.get_or_create(
+                key=key, defaults={"name": name, "description": description}
+            )
+            created["audiences"] += made
+        for key, spec in TEMPLATES.items():
+            template, made = MessageTemplate.objects.get_or_create(
+                key=key,
+                defaults={
+                    "name": spec["name"],
+                    "subject_template": spec["subject"],
+                    "body_template": spec["body"],
+                },
+            )
+            if made:
+                template.audiences.set([audiences[a] for a in spec["audiences"]])
+                event_record(kind="template_seeded", subject=template, to_state=key)
+            created["templates"] += made
+        if not Channel.objects.filter(to_subscribers=True).exists():
+            channel = Channel.objects.create(
+                audience=audiences[AudienceKey.EXTERNAL],
+                name=SUBSCRIBERS_CHANNEL_NAME,
+                kind=ChannelKind.EMAIL,
+                to_subscribers=True,
+            )
+            event_record(kind="channel_seeded", subject=channel, to_state="enabled")
+            created["channels"] += 1
+    return created
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def template_render(*, source: str, context: dict[str, Any]) -> str:
+    try:
+        return _ENGINE.from_string(source).render(Context(context, autoescape=False))
+    except TemplateSyntaxError as exc:
+        raise InvalidInput(f"The template does not parse: {exc}") from exc
+
+
+def _context_clean(context: dict[str, Any]) -> dict[str, str]:
+    clean = {key: EMPTY_VALUE for key in CONTEXT_KEYS}
+    for key, value in (context or {}).items():
+        text = "" if value is None else str(value).strip()
+        clean[str(key)] = text or EMPTY_VALUE
+    return clean
+
+
+def message_render(*, template: MessageTemplate, context: dict[str, Any]) -> tuple[str, str]:
+    values = _context_clean(context)
+    subject = " ".join(template_render(source=template.subject_template, context=values).split())
+    body = template_render(source=template.body_template, context=values)
+    return subject[:300], body
+
+
+def message_draft_create(
+    *,
+    upgrade_id: int,
+    template_key: str,
+    context: dict[str, str],
+    by: Any | None,
+    environment_key: str,
+) -> Message:
+    """A draft from the template record, placeholders filled from `context` (empty ones read
+    "—"). Sent at once when the environment's CommsEnvironmentSettings.auto_send is on."""
+    if template_key not in DRAFT_TEMPLATE_KEYS:
+        raise InvalidInput(
+            f"Unknown message template '{template_key}': use pre_upgrade, progress or post_upgrade."
+        )
+    template = MessageTemplate.objects.filter(key=template_key).first()
+    if template is None:
+        raise NotFound(f"The '{template_key}' template is missing: run manage.py comms_seed.")
+    subject, body = message_render(template=template, context=context)
+    with transaction.atomic():
+        message = Message.objects.create(
+            upgrade_id=upgrade_id,
+            upgrade_title=str(context.get("upgrade_title") or "")[:300],
+            upgrade_url=str(context.get("upgrade_url") or "")[:500],
+            environment_key=environment_key,
+            template_key=template_key,
+            subject=subject,
+            body=body,
+            created_by=by if getattr(by, "is_authenticated", False) else None,
+        )
+        message.audiences.set(template.audiences.all())
+        event_record(kind="message_drafted", subject=message, by=by, to_state=message.status)
+    auto = CommsEnvironmentSettings.objects.filter(
+        environment_key=environment_key, auto_send=True
+    ).exists()
+    if auto:
+        message = message_send(message=message, by=None)
+    return message
+
+
+def message_update(
+    *, message: Message, subject: str, body: str, audience_keys: list[str], by: Any
+) -> Message:
+    subject = " ".join((subject or "").split())
+    if not subject:
+        raise InvalidInput("The subject is empty: write one.")
+    if len(subject) > 300:
+        raise InvalidInput("Keep the subject to 300 characters.")
+    if not (body or "").strip():
+        raise InvalidInput("The message body is empty: write one.")
+    audiences = list(Audience.objects.filter(key__in=audience_keys))
+    if not audiences:
+        raise InvalidInput("Choose at least one audience.")
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.status != MessageStatus.DRAFT:
+            raise Conflict("This message has been sent: it can no longer be edited.")
+        before = {"subject": locked.subject, "audiences": _audience_keys(locked)}
+        locked.subject, locked.body = subject, body.replace("\r\n", "\n")
+        locked.edited_by, locked.edited_at = by, timezone.now()
+        locked.save(update_fields=["subject", "body", "edited_by", "edited_at"])
+        locked.audiences.set(audiences)
+        event_record(
+            kind="message_edited",
+            subject=locked,
+            by=by,
+            from_state=locked.status,
+            to_state=locked.status,
+            detail={"before": before, "audiences": sorted(a.key for a in audiences)},
+        )
+    return locked
+
+
+def _audience_keys(message: Message) -> list[str]:
+    return sorted(message.audiences.values_list("key", flat=True))
+
+
+# --- what goes out ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    channel: Channel
+    recipient: str
+    subscriber: Subscriber | None = None
+
+
+def message_targets(*, message: Message) -> list[Target]:
+    """Every (channel, recipient) the message goes to: the enabled channels of its audiences
+    that cover its environment; a subscribers' channel expands to the confirmed subscribers who
+    want that environment."""
+    channels = Channel.objects.filter(
+        enabled=True, audience__in=message.audiences.all()
+    ).select_related("audience")
+    targets: list[Target] = []
+    subscribers: list[Subscriber] | None = None
+    for channel in channels:
+        if not channel.covers(message.environment_key):
+            continue
+        if channel.to_subscribers:
+            if subscribers is None:
+                subscribers = [
+                    s
+                    for s in Subscriber.objects.filter(
+                        confirmed_at__isnull=False, unsubscribed_at__isnull=True
+                    )
+                    if s.wants(message.environment_key)
+                ]
+            targets += [Target(channel, s.email, s) for s in subscribers]
+        else:
+            targets += [Target(channel, r) for r in channel.recipient_list()]
+    return targets
+
+
+def unsubscribe_url(subscriber: Subscriber | None) -> str:
+    token = subscriber.token if subscriber else "TOKEN"
+    return site_url(reverse("comms:unsubscribe", args=[token]))
+
+
+def email_build(*, message: Message, recipient: str, subscriber: Subscriber | None,
+                for_subscriber: bool) -> EmailMessage:  # fmt: skip
+    body, headers = message.body, {}
+    if for_subscriber:
+        link = unsubscribe_url(subscriber)
+        body = (
+            f"{message.body.rstrip()}\n\n--\n"
+            f"You receive this because you subscribed to the status page ({site_url('/status/')}).\n"
+            f"Unsubscribe with one click: {link}\n"
+        )
+        headers = {
+            "List-Unsubscribe": f"<{link}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+    return EmailMessage(
+        subject=message.subject,
+        body=body,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[recipient],
+        headers=headers,
+    )
+
+
+def webhook_payload(*, message: Message) -> dict[str, Any]:
+    # "text" makes Slack, Mattermost and Rocket.Chat incoming webhooks show it as it is.
+    return {
+        "text": f"*{message.subject}*\n{message.body}",
+        "subject": message.subject,
+        "body": message.body,
+        "message_id": message.pk,
+        "template": message.template_key,
+        "upgrade_id": message.upgrade_id,
+        "upgrade_title": message.upgrade_title,
+        "upgrade_url": message.upgrade_url,
+        "environment": message.environment_key,
+    }
+
+
+def message_preview(*, message: Message) -> list[dict[str, Any]]:
+    """Per channel: its recipients and exactly what each receives (subscriber mails show the
+    placeholder TOKEN where each subscriber's own unsubscribe token goes)."""
+    by_channel: dict[int, dict[str, Any]] = {}
+    for target in message_targets(message=message):
+        entry = by_channel.setdefault(
+            target.channel.pk, {"channel": target.channel, "recipients": []}
+        )
+        entry["recipients"].append(target.recipient)
+    previews = []
+    for entry in by_channel.values():
+        channel = entry["channel"]
+        if channel.kind == ChannelKind.WEBHOOK:
+            entry["payload"] = webhook_payload(message=message)
+        else:
+            mail = email_build(
+                message=message, recipient="", subscriber=None,
+                for_subscriber=channel.to_subscribers,
+            )  # fmt: skip
+            entry["subject"], entry["body"], entry["headers"] = mail.subject, mail.body, mail.extra_headers
+        previews.append(entry)
+    return previews
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def _enqueue(delivery_ids: list[int]) -> None:
+    from comms.tasks import delivery_send_task
+
+    for delivery_id in delivery_ids:
+        try:
+            delivery_send_task.delay(delivery_id)
+        except Exception:  # the broker is down: the sweep sends it later
+            logger.warning("Delivery %s not queued: broker unavailable", delivery_id, exc_info=True)
+
+
+def _dispatch(message: Message, targets: list[Target], by: Any | None) -> None:
+    """Inside the caller's transaction: the deliveries, the message's state, its status page
+    post, and the enqueueing once committed."""
+    Delivery.objects.bulk_create(
+        [
+            Delivery(message=message, channel=t.channel, recipient=t.recipient[:500],
+                     subscriber=t.subscriber)
+            for t in targets
+        ],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    before = message.status
+    message.status = MessageStatus.SENDING if targets else MessageStatus.SENT
+    message.sent_at, message.sent_by = timezone.now(), by
+    message.save(update_fields=["status", "sent_at", "sent_by"])
+    event_record(
+        kind="message_sent",
+        subject=message,
+        by=by,
+        from_state=before,
+        to_state=message.status,
+        detail={"deliveries": len(targets), "audiences": _audience_keys(message)},
+    )
+    if message.template_key in DRAFT_TEMPLATE_KEYS and message.audiences.filter(
+        key=AudienceKey.EXTERNAL
+    ).exists():
+        maintenance = StatusMaintenance.objects.filter(upgrade_id=message.upgrade_id).first()
+        if maintenance is not None:
+            incident = getattr(maintenance, "incident", None)
+            StatusUpdate.objects.create(
+                maintenance=maintenance,
+                incident=incident,
+                status=incident.status if incident else maintenance.status,
+                body=f"{message.subject}\n\n{message.body}".strip(),
+                message=message,
+            )
+    ids = list(
+        Delivery.objects.filter(message=message, status=DeliveryStatus.QUEUED).values_list(
+            "pk", flat=True
+        )
+    )
+    transaction.on_commit(partial(_enqueue, ids))
+
+
+def message_send(*, message: Message, by: Any | None) -> Message:
+    """Send a draft: one Delivery per channel and recipient, each carried out by a worker.
+    A message is sent once; a second call raises Conflict."""
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.status != MessageStatus.DRAFT:
+            raise Conflict("This message has already been sent.")
+        if not locked.audiences.exists():
+            raise InvalidInput("Choose at least one audience before sending.")
+        _dispatch(locked, message_targets(message=locked), by)
+    return locked
+
+
+def notice_send(
+    *, template_key: str, upgrade_id: int, environment_key: str, context: dict[str, str],
+    upgrade_title: str, upgrade_url: str,
+) -> Message | None:  # fmt: skip
+    """A subscriber notice (window moved, started or ended), sent without a draft to the
+    subscribers' channels only. Call inside the transaction of the change it announces."""
+    template = MessageTemplate.objects.filter(key=template_key).first()
+    if template is None:
+        logger.warning("No %s template: run manage.py comms_seed", template_key)
+        return None
+    subject, body = message_render(template=template, context=context)
+    message = Message.objects.create(
+        upgrade_id=upgrade_id, upgrade_title=upgrade_title[:300], upgrade_url=upgrade_url[:500],
+        environment_key=environment_key, template_key=template_key, subject=subject, body=body,
+    )  # fmt: skip
+    message.audiences.set(Audience.objects.filter(key=AudienceKey.EXTERNAL))
+    event_record(kind="notice_created", subject=message, to_state=message.status)
+    targets = [t for t in message_targets(message=message) if t.channel.to_subscribers]
+    _dispatch(message, targets, None)
+    return message
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    status: str  # sent, failed, retry (retry_in seconds), skipped (not queued: taken or done)
+    retry_in: int | None = None
+    error: str = ""
+
+
+def _max_attempts() -> int:
+    return int(getattr(settings, "COMMS_DELIVERY_MAX_ATTEMPTS", 4))
+
+
+def _backoff(attempts: int) -> int:
+    base = int(getattr(settings, "COMMS_RETRY_BASE_SECONDS", 10))
+    return min(base * 2 ** max(attempts - 1, 0), 3600)
+
+
+def _deliver(delivery: Delivery) -> None:
+    """Outside I/O; raises with a readable reason on failure. Never inside a transaction."""
+    channel, message = delivery.channel, delivery.message
+    if channel.kind == ChannelKind.WEBHOOK:
+        headers = {"User-Agent": "mycelia-ops"}
+        if channel.secret_header_name:
+            headers[channel.secret_header_name] = channel.secret_header_value
+        timeout = float(getattr(settings, "COMMS_WEBHOOK_TIMEOUT", 10))
+        response = httpx.post(
+            delivery.recipient, json=webhook_payload(message=message), headers=headers,
+            timeout=timeout,
+        )  # fmt: skip
+        if response.status_code >= 300:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
+        return
+    mail = email_build(
+        message=message, recipient=delivery.recipient, subscriber=delivery.subscriber,
+        for_subscriber=channel.to_subscribers,
+    )  # fmt: skip
+    if not mail.send(fail_silently=False):
+        raise RuntimeError("The mail backend accepted no message.")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return f"Timed out: {exc}"[:1000]
+    if isinstance(exc, httpx.HTTPError):
+        return f"{type(exc).__name__}: {exc}"[:1000]
+    return (str(exc) or type(exc).__name__)[:1000]
+
+
+def delivery_attempt(*, delivery_id: int) -> DeliveryOutcome:
+    """Claim a queued delivery (queued -> sending), send it, record the result. A delivery
+    taken by another worker or already sent is skipped, so a task run twice sends once."""
+    with transaction.atomic():
+        claimed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.QUEUED).update(
+            status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now()
+        )
+        if not claimed:
+            return DeliveryOutcome("skipped")
+        delivery = Delivery.objects.select_related("message", "channel", "subscriber").get(
+            pk=delivery_id
+        )
+        event_record(kind="delivery_claimed", subject=delivery, upgrade_id=delivery.message.upgrade_id,
+                     from_state=DeliveryStatus.QUEUED, to_state=DeliveryStatus.SENDING,
+                     detail={"attempt": delivery.attempts})  # fmt: skip
+    error = ""
+    try:
+        _deliver(delivery)
+    except Exception as exc:  # any failure is recorded as the reason; nothing is lost
+        error = _reason(exc)
+    now = timezone.now()
+    with transaction.atomic():
+        if not error:
+            outcome = DeliveryOutcome(DeliveryStatus.SENT)
+            fields = {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": ""}
+        elif delivery.attempts < _max_attempts():
+            wait = _backoff(delivery.attempts)
+            outcome = DeliveryOutcome("retry", retry_in=wait, error=error)
+            fields = {"status": DeliveryStatus.QUEUED, "last_error": error,
+                      "next_attempt_at": now + timedelta(seconds=wait)}  # fmt: skip
+        else:
+            outcome = DeliveryOutcome(DeliveryStatus.FAILED, error=error)
+            fields = {"status": DeliveryStatus.FAILED, "last_error": error}
+        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING).update(**fields)
+        event_record(kind=f"delivery_{outcome.status}", subject=delivery,
+                     upgrade_id=delivery.message.upgrade_id, from_state=DeliveryStatus.SENDING,
+                     to_state=fields["status"],
+                     detail={"attempt": delivery.attempts, "error": error})  # fmt: skip
+        message_status_refresh(message_id=delivery.message_id)
+    return outcome
+
+
+def message_status_refresh(*, message_id: int) -> Message:
+    """Sending until every delivery is done; then sent, partially failed or failed."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().get(pk=message_id)
+        if message.status == MessageStatus.DRAFT:
+            return message
+        counts = message.deliveries.aggregate(
+            total=Count("id"),
+            open=Count("id", filter=Q(status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING])),
+            failed=Count("id", filter=Q(status=DeliveryStatus.FAILED)),
+        )
+        if counts["open"]:
+            status = MessageStatus.SENDING
+        elif not counts["failed"]:
+            status = MessageStatus.SENT
+        elif counts["failed"] == counts["total"]:
+            status = MessageStatus.FAILED
+        else:
+            status = MessageStatus.PARTIALLY_FAILED
+        if status != message.status:
+            before, message.status = message.status, status
+            message.save(update_fields=["status"])
+            event_record(kind="message_status", subject=message, from_state=before,
+                         to_state=status, detail=counts)  # fmt: skip
+    return message
+
+
+def delivery_retry(*, delivery: Delivery, by: Any) -> Delivery:
+    """A failed delivery goes back to the queue (failed -> queued) for another round."""
+    with transaction.atomic():
+        changed = Delivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.FAILED).update(
+            status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=None
+        )
+        if not changed:
+            raise Conflict("Only a failed delivery can be retried; this one is not failed.")
+        delivery.refresh_from_db()
+        event_record(kind="delivery_retried", subject=delivery, by=by,
+                     upgrade_id=delivery.message.upgrade_id, from_state=DeliveryStatus.FAILED,
+                     to_state=DeliveryStatus.QUEUED)  # fmt: skip
+        message_status_refresh(message_id=delivery.message_id)
+        transaction.on_commit(partial(_enqueue, [delivery.pk]))
+    return delivery
+
+
+def deliveries_sweep() -> dict[str, int]:
+    """For beat: deliveries claimed by a worker that died go back to the queue; queued ones
+    whose broker message was lost (broker down, retry due long ago) are queued again."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=int(getattr(settings, "COMMS_DELIVERY_STALE_SECONDS", 300)))
+    grace = now - timedelta(seconds=60)
+    requeued = 0
+    for delivery in Delivery.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=stale):
+        with transaction.atomic():
+            if Delivery.objects.filter(
+                pk=delivery.pk, status=DeliveryStatus.SENDING, claimed_at__lt=stale
+            ).update(status=DeliveryStatus.QUEUED):
+                event_record(kind="delivery_requeued", subject=delivery,
+                             upgrade_id=None, from_state=DeliveryStatus.SENDING,
+                             to_state=DeliveryStatus.QUEUED, detail={"why": "stale claim"})  # fmt: skip
+                requeued += 1
+    waiting = list(
+        Delivery.objects.filter(status=DeliveryStatus.QUEUED)
+        .filter(Q(next_attempt_at__lt=grace) | Q(next_attempt_at__isnull=True, created_at__lt=grace))
+        .values_list("pk", flat=True)[:500]
+    )
+    _enqueue(waiting)
+    return {"requeued": requeued, "nudged": len(waiting)}
