@@ -239,22 +239,25 @@ def flag_rollback(
 
 
 def flag_switch_by_key(
-    *, flag_key: str, environment_key: str, on: bool, by: Any | None, reason: str
+    *,
+    flag_key: str,
+    environment_key: str,
+    on: bool,
+    by: Any | None,
+    reason: str,
+    via: str = "",
 ) -> bool:
     """Turn a flag on (an upgrade's deployment) or off (its rollback), by plain keys, for the
     upgrades app. Returns whether anything changed; raises naming an unknown flag or env."""
-    if not on:
-        return flag_rollback(
-            flag_key=flag_key, environment_key=environment_key, by=by, reason=reason
-        ).changed
     flag = Flag.objects.filter(key=flag_key).first()
     if flag is None:
         raise FlagNotFound(flag_key)
     environment = FlagEnvironment.objects.filter(key=environment_key).first()
     if environment is None:
         raise EnvironmentNotFound(environment_key)
+    via = via or (Via.UPGRADE if on else Via.ROLLBACK)
     return flag_set_state(
-        flag=flag, environment=environment, on=True, by=by, via=Via.UPGRADE, reason=reason
+        flag=flag, environment=environment, on=on, by=by, via=via, reason=reason
     ).changed
 
 

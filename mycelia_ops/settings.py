@@ -199,11 +199,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "upgrades.check_runs_sweep",
         "schedule": env_int("MYCELIA_SWEEP_SECONDS", 15),
     },
+    "monitoring-tick": {
+        "task": "upgrades.monitoring_tick",
+        "schedule": env_int("MYCELIA_MONITORING_TICK_SECONDS", 30),
+    },
     "flag-evaluation-counts-flush": {
         "task": "flags.tasks.flag_evaluation_counts_flush_task",
         "schedule": 60,
     },
 }
+# The monitoring phase: window length, sampling interval, and failures in a row that trip the
+# guard (which rolls a feature flag back by itself).
+MYCELIA_MONITORING_HOURS = float(env_str("MYCELIA_MONITORING_HOURS", "24"))
+MYCELIA_MONITORING_INTERVAL_SECONDS = env_int("MYCELIA_MONITORING_INTERVAL_SECONDS", 300)
+MYCELIA_GUARD_FAILURE_LIMIT = env_int("MYCELIA_GUARD_FAILURE_LIMIT", 3)
 # A running run whose worker has not marked it alive for this long goes back to the queue.
 MYCELIA_RUN_STALE_SECONDS = env_int("MYCELIA_RUN_STALE_SECONDS", 60)
 CELERY_TASK_ACKS_LATE = True

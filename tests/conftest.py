@@ -140,3 +140,21 @@ def set_fault(demo_mycelia, name: str, on: bool = True, **extra) -> None:
 
     response = httpx.post(f"{demo_mycelia.url}/faults", json={name: on, **extra}, timeout=5)
     response.raise_for_status()
+
+
+@pytest.fixture
+def flag_upgrade(make_upgrade, demo_environment, manager):
+    """A feature-flag upgrade of flag new-checkout (off) on the demo environment."""
+    from flags import services as flag_services
+    from upgrades.services import environment_flags_sync
+
+    environment_flags_sync(environment=demo_environment)
+    flag_services.flag_create(key="new-checkout", description="New checkout", by=manager, via="ui")
+    return make_upgrade("feature_flag", environment=demo_environment, flag_key="new-checkout")
+
+
+def flag_is_on(key: str, environment_key: str) -> bool:
+    from flags.models import FlagState
+
+    state = FlagState.objects.filter(flag__key=key, environment__key=environment_key).first()
+    return bool(state and state.enabled)

@@ -5,12 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
 from upgrades.models import (
     ChecklistStep,
     CheckRun,
+    EventKind,
+    MonitoringSample,
+    MonitoringWindow,
     PhaseStage,
     RunStatus,
+    SamplePhase,
     StepStatus,
     Upgrade,
     UpgradeEvent,
@@ -127,3 +132,108 @@ def solutions_for(run: CheckRun) -> list[dict[str, str]]:
     if run.status in (RunStatus.PASSED, RunStatus.QUEUED, RunStatus.RUNNING):
         return []
     return [issue for issue in COMMON_ISSUES if run.action in issue["applies_to"]]
+
+
+# --- the monitoring chart ------------------------------------------------------------------------
+
+CHART_W, CHART_H, CHART_PAD = 640, 150, 28
+MARKER_KINDS = {
+    EventKind.TRANSITION: "state",
+    EventKind.ROLLBACK: "rollback",
+    EventKind.GUARD_TRIPPED: "guard",
+    EventKind.RUN_FINISHED: "run",
+}
+
+
+@dataclass
+class ChartSeries:
+    title: str
+    unit: str
+    points: str
+    dots: list[tuple[float, float, bool]]
+    baseline_y: float | None
+    threshold_y: float | None
+    max_label: str
+    latest: str
+
+
+@dataclass
+class MonitoringChart:
+    window: MonitoringWindow
+    series: list[ChartSeries]
+    markers: list[tuple[float, str, str]]
+    start_label: str
+    end_label: str
+    samples: int
+    failing: int
+
+
+def monitoring_chart(upgrade: Upgrade) -> MonitoringChart | None:
+    """The monitoring window drawn as server-side SVG: error rate and p95 latency over time,
+    with the pre-upgrade baseline, the SLO threshold, and the moments of deploys, flag flips and
+    rollbacks on the same time axis."""
+    window = MonitoringWindow.objects.filter(upgrade=upgrade).first()
+    if window is None:
+        return None
+    samples = list(MonitoringSample.objects.filter(upgrade=upgrade).order_by("at")[:2000])
+    live = [s for s in samples if s.phase == SamplePhase.WINDOW]
+    baseline = [s for s in samples if s.phase == SamplePhase.BASELINE]
+    # From the start of the deployment, so the deploy and flag flips sit on the same axis.
+    start = min(
+        [window.started_at, *[s.at for s in live[:1]], upgrade.started_at or window.started_at]
+    )
+    end = window.ended_at or max([timezone.now(), *[s.at for s in live[-1:]]])
+    span = max((end - start).total_seconds(), 1.0)
+
+    def x_of(moment) -> float:
+        fraction = min(max((moment - start).total_seconds() / span, 0.0), 1.0)
+        return round(CHART_PAD + fraction * (CHART_W - 2 * CHART_PAD), 1)
+
+    thresholds = {t.metric: t.limit for t in upgrade.environment.slo_thresholds.all()}
+    series = [
+        _series("Error rate", "", "error_rate", live, baseline, thresholds.get("error_rate"), x_of),
+        _series(
+            "Latency p95", " ms", "latency_p95_ms", live, baseline,
+            thresholds.get("latency_p95_ms"), x_of,
+        ),
+    ]  # fmt: skip
+    events = UpgradeEvent.objects.filter(
+        upgrade=upgrade, kind__in=list(MARKER_KINDS), at__gte=start, at__lte=end
+    ).only("at", "kind", "to_value", "message")
+    markers = [
+        (x_of(e.at), MARKER_KINDS[e.kind], (e.to_value or e.get_kind_display())[:40])
+        for e in events
+        if e.kind != EventKind.RUN_FINISHED or "Deploy" in e.message or "flag" in e.message
+    ]
+    return MonitoringChart(
+        window=window,
+        series=series,
+        markers=markers,
+        start_label=timezone.localtime(start).strftime("%d %b %H:%M"),
+        end_label=timezone.localtime(end).strftime("%d %b %H:%M"),
+        samples=len(live),
+        failing=sum(1 for s in live if not s.passed),
+    )
+
+
+def _series(title, unit, field_name, live, baseline, threshold, x_of) -> ChartSeries:
+    values = [getattr(s, field_name) for s in live if getattr(s, field_name) is not None]
+    base_values = [getattr(s, field_name) for s in baseline if getattr(s, field_name) is not None]
+    base = sum(base_values) / len(base_values) if base_values else None
+    top = max([*values, base or 0, threshold or 0, 1e-9]) * 1.15
+
+    def y_of(value: float) -> float:
+        return round(CHART_H - CHART_PAD - (value / top) * (CHART_H - 2 * CHART_PAD), 1)
+
+    points = [(x_of(s.at), y_of(getattr(s, field_name)), s.passed) for s in live
+              if getattr(s, field_name) is not None]  # fmt: skip
+    return ChartSeries(
+        title=title,
+        unit=unit,
+        points=" ".join(f"{x},{y}" for x, y, _ in points),
+        dots=points,
+        baseline_y=y_of(base) if base is not None else None,
+        threshold_y=y_of(threshold) if threshold is not None else None,
+        max_label=f"{top:.3g}{unit}",
+        latest=f"{values[-1]:.3g}{unit}" if values else "—",
+    )

@@ -15,3 +15,24 @@ def check_run_execute_task(run_id: int) -> str:
 @shared_task(name="upgrades.check_runs_sweep", ignore_result=True)
 def check_runs_sweep_task() -> dict[str, int]:
     return services.check_runs_sweep()
+
+
+@shared_task(name="upgrades.monitoring_tick", ignore_result=True)
+def monitoring_tick_task() -> int:
+    """The scheduler's beat: fan out the samples that are due, close windows that ran out."""
+    services.monitoring_windows_close_expired()
+    due = services.monitoring_due()
+    for upgrade_id in due:
+        monitoring_sample_task.delay(upgrade_id)
+    return len(due)
+
+
+@shared_task(name="upgrades.monitoring_sample", acks_late=True)
+def monitoring_sample_task(upgrade_id: int) -> str:
+    sample = services.monitoring_sample_take(upgrade_id=upgrade_id)
+    return sample.reason if sample else "not due"
+
+
+@shared_task(name="upgrades.monitoring_baseline", acks_late=True)
+def monitoring_baseline_task(upgrade_id: int) -> str:
+    return services.monitoring_baseline_take(upgrade_id=upgrade_id).reason

@@ -129,6 +129,7 @@ def _detail_context(request: HttpRequest, upgrade: Upgrade, *, error: str = "") 
         "error": error,
         "step_form": StepUpdateForm(),
         "last_runs": selectors.last_run_by_step(upgrade),
+        "monitoring": selectors.monitoring_chart(upgrade),
         **_runs_context(upgrade),
     }
 
@@ -397,3 +398,46 @@ def artifact_download(request: HttpRequest, upgrade_id: int, artifact_id: int) -
     if not path.is_file():
         raise Http404(f"The file of {artifact.name} is no longer on disk.")
     return FileResponse(path.open("rb"), as_attachment=True, filename=artifact.name)
+
+
+# --- monitoring ----------------------------------------------------------------------------------
+
+
+@require_GET
+@viewer_required
+def upgrade_monitoring(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    chart = selectors.monitoring_chart(upgrade)
+    if chart is None:
+        raise Http404("This upgrade has no monitoring window yet.")
+    return render(request, "upgrades/_monitoring.html", {"upgrade": upgrade, "monitoring": chart})
+
+
+@require_POST
+@release_manager_required
+def monitoring_extend(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    error = None
+    try:
+        try:
+            hours = float(request.POST.get("hours", ""))
+        except ValueError:
+            raise services.InvalidInput("Give the hours to extend by as a number.") from None
+        services.monitoring_window_extend(upgrade=upgrade, by=request.user, hours=hours)
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_write(request, upgrade_id, error=error, done="Monitoring window extended.")
+
+
+@require_POST
+@release_manager_required
+def monitoring_end(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    error = None
+    try:
+        services.monitoring_window_end(
+            upgrade=upgrade, by=request.user, reason=request.POST.get("reason", "")
+        )
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_write(request, upgrade_id, error=error, done="Monitoring window ended.")

@@ -20,7 +20,12 @@ LIVE = 30_000  # ms: a run goes from queued to finished on the worker well withi
 
 
 def test_minor_upgrade__checks_backup_deploy_rollback__all_live_in_the_browser(
-    new_page, manager, make_upgrade, demo_environment, demo_mycelia, worker_factory  # noqa: F811
+    new_page,
+    manager,
+    make_upgrade,
+    demo_environment,
+    demo_mycelia,
+    worker_factory,  # noqa: F811
 ):
     worker_factory().start()
     upgrade = make_upgrade(
@@ -72,9 +77,7 @@ def test_minor_upgrade__checks_backup_deploy_rollback__all_live_in_the_browser(
 
     _settled(page)
     # Roll back: the run finishes and the upgrade shows rolled back, without a reload
-    page.locator(
-        "#run-actions form:has(#action-rollback-version) input[name=confirm]"
-    ).check()
+    page.locator("#run-actions form:has(#action-rollback-version) input[name=confirm]").check()
     page.locator("#action-rollback-version").click()
     expect(page.locator("#upgrade-status")).to_have_text("Rolled back", timeout=LIVE)
     assert httpx.get(f"{demo_mycelia.url}/health").json()["version"] == "1.4.2"

@@ -52,7 +52,12 @@ def free_port() -> int:
 
 
 class WorkerProcess:
-    def __init__(self, tmp_path: Path, broker_url: str, extra_env: dict[str, str]) -> None:
+    """A Celery worker (or, with beat=True, the scheduler) as a process of its own."""
+
+    def __init__(
+        self, tmp_path: Path, broker_url: str, extra_env: dict[str, str], beat: bool = False
+    ) -> None:
+        self.beat = beat
         self.tmp_path = tmp_path
         self.broker_url = broker_url
         self.extra_env = extra_env
@@ -62,7 +67,8 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         self.starts += 1
-        self.log_path = self.tmp_path / f"worker-{self.starts}.log"
+        role = "beat" if self.beat else "worker"
+        self.log_path = self.tmp_path / f"{role}-{self.starts}.log"
         env = {
             **os.environ,
             "DATABASE_URL": _database_url(),
@@ -72,13 +78,39 @@ class WorkerProcess:
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
+        if self.beat:
+            argv = [
+                CELERY,
+                "-A",
+                "mycelia_ops",
+                "beat",
+                "-l",
+                "info",
+                "-s",
+                str(self.tmp_path / f"beat-schedule-{self.starts}"),
+            ]
+            ready = "beat: Starting"
+        else:
+            argv = [
+                CELERY,
+                "-A",
+                "mycelia_ops",
+                "worker",
+                "-l",
+                "info",
+                "--concurrency",
+                "2",
+                "-n",
+                f"test-{uuid.uuid4().hex[:8]}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ]
+            ready = "ready."
         self.proc = subprocess.Popen(
-            [CELERY, "-A", "mycelia_ops", "worker", "-l", "info", "--concurrency", "2",
-             "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
+            argv, cwd=ROOT, env=env, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        wait_for(lambda: "ready." in self.log(), timeout=30)
+        wait_for(lambda: ready in self.log(), timeout=30)
         return self
 
     def log(self) -> str:
@@ -103,8 +135,10 @@ class WorkerProcess:
 def worker_factory(transactional_db, tmp_path) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
-    def make(broker_url: str | None = None, **extra_env: str) -> WorkerProcess:
-        worker = WorkerProcess(tmp_path, broker_url or settings.CELERY_BROKER_URL, extra_env)
+    def make(broker_url: str | None = None, beat: bool = False, **extra_env: str) -> WorkerProcess:
+        worker = WorkerProcess(
+            tmp_path, broker_url or settings.CELERY_BROKER_URL, extra_env, beat=beat
+        )
         workers.append(worker)
         return worker
 

@@ -11,6 +11,7 @@ from upgrades.models.environments import (
     SloMetric,
     SloThreshold,
 )
+from upgrades.models.monitoring import MonitoringSample, MonitoringWindow, SamplePhase
 from upgrades.models.runs import (
     ACTIVE_RUN_STATUSES,
     Artifact,
@@ -65,6 +66,8 @@ __all__ = [
     "EnvironmentOperation",
     "EventKind",
     "HookMode",
+    "MonitoringSample",
+    "MonitoringWindow",
     "Operation",
     "PhaseStage",
     "PlaybookPhase",
@@ -74,6 +77,7 @@ __all__ = [
     "RollbackMethod",
     "RunKind",
     "RunStatus",
+    "SamplePhase",
     "SloMetric",
     "SloThreshold",
     "StepKind",

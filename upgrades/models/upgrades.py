@@ -438,6 +438,8 @@ class EventKind(models.TextChoices):
     RUN_REQUESTED = "run_requested", "Run requested"
     RUN_FINISHED = "run_finished", "Run finished"
     ROLLBACK = "rollback", "Rollback"
+    MONITORING = "monitoring", "Monitoring"
+    GUARD_TRIPPED = "guard_tripped", "Guard tripped"
 
 
 class UpgradeEvent(models.Model):

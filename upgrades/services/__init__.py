@@ -22,6 +22,15 @@ from upgrades.services.checklist import (
     upgrade_transition,
 )
 from upgrades.services.environments import environment_flags_sync
+from upgrades.services.monitoring import (
+    monitoring_baseline_take,
+    monitoring_due,
+    monitoring_sample_take,
+    monitoring_window_end,
+    monitoring_window_extend,
+    monitoring_window_open,
+    monitoring_windows_close_expired,
+)
 from upgrades.services.runs import (
     action_request,
     check_run_cancel,
@@ -44,6 +53,13 @@ __all__ = [
     "check_run_request",
     "check_runs_sweep",
     "environment_flags_sync",
+    "monitoring_baseline_take",
+    "monitoring_due",
+    "monitoring_sample_take",
+    "monitoring_window_end",
+    "monitoring_window_extend",
+    "monitoring_window_open",
+    "monitoring_windows_close_expired",
     "open_required_steps",
     "phase_checks_request",
     "playbook_seed",

@@ -6,6 +6,7 @@ transaction. Refusals raise UpgradeError subclasses that carry the HTTP status t
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,8 @@ from upgrades.models import (
     UpgradeType,
 )
 from upgrades.playbook import playbook_templates
+
+logger = logging.getLogger(__name__)
 
 
 class UpgradeError(Exception):
@@ -377,7 +380,29 @@ def upgrade_transition(
             to_value=target,
             message=reason,
         )
+        _after_transition(upgrade, transition, by=by)
     return upgrade
+
+
+def _after_transition(upgrade: Upgrade, transition: str, *, by: Any) -> None:
+    """What the playbook does at each move: a baseline before deploying, a monitoring window
+    after it."""
+    from upgrades.services import monitoring
+
+    if transition == Transition.START:
+        from upgrades.tasks import monitoring_baseline_task
+
+        transaction.on_commit(lambda: _send_quietly(monitoring_baseline_task, upgrade.pk))
+    elif transition == Transition.BEGIN_MONITORING:
+        monitoring.monitoring_window_open(upgrade=upgrade, by=by)
+
+
+def _send_quietly(task: Any, *args: Any) -> None:
+    # Work that can be redone later (a baseline) must not fail a request when the broker is down.
+    try:
+        task.apply_async(args=list(args), retry=False)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("Could not queue %s%s: %s", task.name, args, exc)
 
 
 def upgrade_decide(*, upgrade: Upgrade, by: Any, decision: str, reason: str) -> Upgrade:
