@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -203,6 +204,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "upgrades.monitoring_tick",
         "schedule": env_int("MYCELIA_MONITORING_TICK_SECONDS", 30),
     },
+    "reviews-remind": {
+        "task": "upgrades.reviews_remind",
+        "schedule": env_int("MYCELIA_REVIEW_REMIND_SECONDS", 300),
+    },
     "flag-evaluation-counts-flush": {
         "task": "flags.tasks.flag_evaluation_counts_flush_task",
         "schedule": 60,
@@ -213,6 +218,10 @@ CELERY_BEAT_SCHEDULE = {
 MYCELIA_MONITORING_HOURS = float(env_str("MYCELIA_MONITORING_HOURS", "24"))
 MYCELIA_MONITORING_INTERVAL_SECONDS = env_int("MYCELIA_MONITORING_INTERVAL_SECONDS", 300)
 MYCELIA_GUARD_FAILURE_LIMIT = env_int("MYCELIA_GUARD_FAILURE_LIMIT", 3)
+# A review not done this long after it fell due gets a second, "overdue" reminder.
+MYCELIA_REVIEW_OVERDUE_AFTER = timedelta(hours=env_int("MYCELIA_REVIEW_OVERDUE_HOURS", 24))
+# Where people reach this panel, for links in mails.
+MYCELIA_BASE_URL = env_str("MYCELIA_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # A running run whose worker has not marked it alive for this long goes back to the queue.
 MYCELIA_RUN_STALE_SECONDS = env_int("MYCELIA_RUN_STALE_SECONDS", 60)
 CELERY_TASK_ACKS_LATE = True

@@ -49,3 +49,13 @@ class StepUpdateForm(forms.Form):
     )
     evidence_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class FollowUpForm(forms.Form):
+    title = forms.CharField(max_length=300)
+    owner = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username")
+    )
+    due_at = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )

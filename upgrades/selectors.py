@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -14,12 +15,14 @@ from upgrades.models import (
     MonitoringSample,
     MonitoringWindow,
     PhaseStage,
+    PostUpgradeReview,
     RunStatus,
     SamplePhase,
     StepStatus,
     Upgrade,
     UpgradeEvent,
     UpgradePhase,
+    UpgradeStatus,
 )
 
 
@@ -237,3 +240,88 @@ def _series(title, unit, field_name, live, baseline, threshold, x_of) -> ChartSe
         max_label=f"{top:.3g}{unit}",
         latest=f"{values[-1]:.3g}{unit}" if values else "—",
     )
+
+
+# --- reviews, lessons and the dashboard ----------------------------------------------------------
+
+
+def upgrade_reviews(upgrade: Upgrade) -> list[PostUpgradeReview]:
+    return list(
+        PostUpgradeReview.objects.filter(upgrade=upgrade)
+        .select_related("owner", "completed_by")
+        .prefetch_related("follow_ups__owner")
+    )
+
+
+def lessons_learned(*, query: str = "") -> QuerySet[PostUpgradeReview]:
+    reviews = PostUpgradeReview.objects.exclude(lessons_learned="").select_related(
+        "upgrade", "owner"
+    )
+    if query:
+        reviews = reviews.filter(
+            Q(lessons_learned__icontains=query)
+            | Q(notes__icontains=query)
+            | Q(upgrade__title__icontains=query)
+        )
+    return reviews.order_by("-due_at", "-id")
+
+
+DASHBOARD_ROWS = 20
+
+
+def dashboard() -> dict:
+    """What a release manager watches: work in flight, what failed, what is coming, what is due.
+    A fixed number of queries, however much history there is."""
+    now = timezone.now()
+    active = list(
+        _upgrades_with_people().filter(
+            status__in=[UpgradeStatus.IN_PROGRESS, UpgradeStatus.MONITORING]
+        )[:DASHBOARD_ROWS]
+    )
+    run_states = dict.fromkeys((u.pk for u in active), None)
+    counts = (
+        CheckRun.objects.filter(upgrade_id__in=run_states)
+        .values("upgrade_id", "status")
+        .annotate(n=Count("id"))
+    )
+    per_upgrade: dict[int, dict[str, int]] = {}
+    for row in counts:
+        per_upgrade.setdefault(row["upgrade_id"], {})[row["status"]] = row["n"]
+    for upgrade in active:
+        upgrade.run_counts = per_upgrade.get(upgrade.pk, {})
+    return {
+        "active": active,
+        "failed_runs": list(
+            CheckRun.objects.filter(
+                status__in=[
+                    RunStatus.FAILED,
+                    RunStatus.ERROR,
+                    RunStatus.TIMED_OUT,
+                    RunStatus.INCONCLUSIVE,
+                ],
+                upgrade__status__in=[
+                    UpgradeStatus.DRAFT,
+                    UpgradeStatus.SCHEDULED,
+                    UpgradeStatus.IN_PROGRESS,
+                    UpgradeStatus.MONITORING,
+                ],
+            )
+            .select_related("upgrade")
+            .order_by("-created_at")[:DASHBOARD_ROWS]
+        ),  # fmt: skip
+        "upcoming": list(
+            _upgrades_with_people()
+            .filter(status=UpgradeStatus.SCHEDULED, window_start__gte=now)
+            .order_by("window_start")[:DASHBOARD_ROWS]
+        ),
+        "reviews_due": list(
+            PostUpgradeReview.objects.filter(status="open", due_at__lte=now + timedelta(days=2))
+            .select_related("upgrade", "owner")
+            .order_by("due_at")[:DASHBOARD_ROWS]
+        ),
+        "now": now,
+    }
+
+
+def _upgrades_with_people() -> QuerySet[Upgrade]:
+    return Upgrade.objects.select_related("environment", "owner").order_by("-created_at")

@@ -36,3 +36,8 @@ def monitoring_sample_task(upgrade_id: int) -> str:
 @shared_task(name="upgrades.monitoring_baseline", acks_late=True)
 def monitoring_baseline_task(upgrade_id: int) -> str:
     return services.monitoring_baseline_take(upgrade_id=upgrade_id).reason
+
+
+@shared_task(name="upgrades.reviews_remind", ignore_result=True)
+def reviews_remind_task() -> dict[str, int]:
+    return services.reviews_remind()

@@ -8,6 +8,14 @@ app_name = "upgrades"
 urlpatterns = [
     path("", views.upgrade_list, name="list"),
     path("new/", views.upgrade_create, name="create"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("lessons/", views.lessons, name="lessons"),
+    path("<int:upgrade_id>/reviews/<int:review_id>/", views.review_save, name="review_save"),
+    path(
+        "<int:upgrade_id>/reviews/<int:review_id>/follow-ups/",
+        views.follow_up_create,
+        name="follow_up_create",
+    ),
     path("<int:upgrade_id>/", views.upgrade_detail, name="detail"),
     path("<int:upgrade_id>/timeline/", views.upgrade_timeline, name="timeline"),
     path("<int:upgrade_id>/transition/", views.upgrade_transition, name="transition"),

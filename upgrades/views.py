@@ -14,13 +14,14 @@ from django_htmx.http import trigger_client_event
 
 from mycelia_ops.roles import release_manager_required, viewer_required
 from upgrades import selectors, services
-from upgrades.forms import StepUpdateForm, UpgradeCreateForm
+from upgrades.forms import FollowUpForm, StepUpdateForm, UpgradeCreateForm
 from upgrades.models import (
     TYPE_PROFILES,
     Artifact,
     ChecklistStep,
     CheckRun,
     Environment,
+    PostUpgradeReview,
     Risk,
     Transition,
     Upgrade,
@@ -130,6 +131,8 @@ def _detail_context(request: HttpRequest, upgrade: Upgrade, *, error: str = "") 
         "step_form": StepUpdateForm(),
         "last_runs": selectors.last_run_by_step(upgrade),
         "monitoring": selectors.monitoring_chart(upgrade),
+        "reviews": selectors.upgrade_reviews(upgrade),
+        "follow_up_form": FollowUpForm(),
         **_runs_context(upgrade),
     }
 
@@ -441,3 +444,59 @@ def monitoring_end(request: HttpRequest, upgrade_id: int) -> HttpResponse:
     except services.UpgradeError as exc:
         error = exc
     return _after_write(request, upgrade_id, error=error, done="Monitoring window ended.")
+
+
+# --- post-upgrade reviews and lessons learned ----------------------------------------------------
+
+
+@require_POST
+@release_manager_required
+def review_save(request: HttpRequest, upgrade_id: int, review_id: int) -> HttpResponse:
+    review = get_object_or_404(PostUpgradeReview, pk=review_id, upgrade_id=upgrade_id)
+    error = None
+    try:
+        done_items = {int(i) for i in request.POST.getlist("done") if i.isdigit()}
+        review = services.review_update(
+            review=review, by=request.user, done_items=done_items,
+            notes=request.POST.get("notes", ""), lessons=request.POST.get("lessons", ""),
+        )  # fmt: skip
+        if request.POST.get("complete") == "yes":
+            services.review_complete(review=review, by=request.user)
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_write(request, upgrade_id, error=error, done="Review saved.")
+
+
+@require_POST
+@release_manager_required
+def follow_up_create(request: HttpRequest, upgrade_id: int, review_id: int) -> HttpResponse:
+    review = get_object_or_404(PostUpgradeReview, pk=review_id, upgrade_id=upgrade_id)
+    form = FollowUpForm(request.POST)
+    error = None
+    try:
+        if not form.is_valid():
+            raise services.InvalidInput(
+                "Follow-up not added: "
+                + "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+            )
+        services.follow_up_add(review=review, by=request.user, **form.cleaned_data)
+    except services.UpgradeError as exc:
+        error = exc
+    return _after_write(request, upgrade_id, error=error, done="Follow-up added.")
+
+
+@require_GET
+@viewer_required
+def lessons(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "").strip()
+    page = Paginator(selectors.lessons_learned(query=query), settings.PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "upgrades/lessons.html", {"page": page, "query": query})
+
+
+@require_GET
+@viewer_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    template = "upgrades/dashboard.html#board" if request.htmx else "upgrades/dashboard.html"
+    return render(request, template, selectors.dashboard())

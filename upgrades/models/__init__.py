@@ -12,6 +12,13 @@ from upgrades.models.environments import (
     SloThreshold,
 )
 from upgrades.models.monitoring import MonitoringSample, MonitoringWindow, SamplePhase
+from upgrades.models.reviews import (
+    REVIEW_SPECS,
+    FollowUpAction,
+    PostUpgradeReview,
+    ReviewHorizon,
+    ReviewStatus,
+)
 from upgrades.models.runs import (
     ACTIVE_RUN_STATUSES,
     Artifact,
@@ -48,6 +55,11 @@ from upgrades.models.upgrades import (
 )
 
 __all__ = [
+    "REVIEW_SPECS",
+    "FollowUpAction",
+    "PostUpgradeReview",
+    "ReviewHorizon",
+    "ReviewStatus",
     "AUTOMATED_STEP_KINDS",
     "ACTIVE_RUN_STATUSES",
     "FINISHED_STATUSES",

@@ -440,6 +440,7 @@ class EventKind(models.TextChoices):
     ROLLBACK = "rollback", "Rollback"
     MONITORING = "monitoring", "Monitoring"
     GUARD_TRIPPED = "guard_tripped", "Guard tripped"
+    REVIEW = "review", "Review"
 
 
 class UpgradeEvent(models.Model):

@@ -31,6 +31,13 @@ from upgrades.services.monitoring import (
     monitoring_window_open,
     monitoring_windows_close_expired,
 )
+from upgrades.services.reviews import (
+    follow_up_add,
+    review_complete,
+    review_update,
+    reviews_remind,
+    reviews_schedule,
+)
 from upgrades.services.runs import (
     action_request,
     check_run_cancel,
@@ -53,6 +60,11 @@ __all__ = [
     "check_run_request",
     "check_runs_sweep",
     "environment_flags_sync",
+    "follow_up_add",
+    "review_complete",
+    "review_update",
+    "reviews_remind",
+    "reviews_schedule",
     "monitoring_baseline_take",
     "monitoring_due",
     "monitoring_sample_take",

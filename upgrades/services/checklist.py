@@ -395,6 +395,10 @@ def _after_transition(upgrade: Upgrade, transition: str, *, by: Any) -> None:
         transaction.on_commit(lambda: _send_quietly(monitoring_baseline_task, upgrade.pk))
     elif transition == Transition.BEGIN_MONITORING:
         monitoring.monitoring_window_open(upgrade=upgrade, by=by)
+    elif transition in (Transition.COMPLETE, Transition.ROLL_BACK):
+        from upgrades.services.reviews import reviews_schedule
+
+        reviews_schedule(upgrade=upgrade, by=by)
 
 
 def _send_quietly(task: Any, *args: Any) -> None:
