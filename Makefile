@@ -28,5 +28,8 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+bench: $(STAMP)
+	$(BIN)/python bench/flags_bench.py
+
 clean:
 	rm -rf $(VENV) data staticfiles

@@ -29,7 +29,6 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"  # every request of this script goes here and nowhere else
@@ -90,7 +89,9 @@ def _drop_database(name: str) -> None:
     from psycopg import sql
 
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def _bench_env(data_dir: Path) -> dict[str, str]:
@@ -154,7 +155,9 @@ def _start_server(
     _log(" ".join(cmd[2:]))
     with log.open("wb") as out:
         # Its own process group, so the master and its workers can be stopped together.
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
+        return subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=out, start_new_session=True
+        )
 
 
 def _stop_server(server: subprocess.Popen[bytes]) -> None:
@@ -278,7 +281,9 @@ async def _httpx_load(
                 counter += 1
                 started = time.perf_counter()
                 try:
-                    response = await client.post(url, content=_body(counter % users), headers=headers)
+                    response = await client.post(
+                        url, content=_body(counter % users), headers=headers
+                    )
                     if response.status_code != 200:
                         errors += 1
                 except httpx.HTTPError:
@@ -291,7 +296,9 @@ async def _httpx_load(
     latencies.sort()
 
     def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0
+        return (
+            latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0
+        )
 
     return Result("", len(latencies), elapsed, pct(0.50), pct(0.99), errors)
 
@@ -368,22 +375,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--users", type=int, default=10_000, help="distinct targeting keys")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=None,
+        help="override the database's CONN_MAX_AGE (default: the product's setting)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 60:
         parser.error("--duration must be 1..600 and --warmup 0..60 seconds")
 
     generator = _pick_generator(args.loadgen)
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        _log(f"load average {load:.2f} before starting: other work shares the CPUs; expect noise")
     tmp = Path(tempfile.mkdtemp(prefix="mycelia-bench-"))
     env = _bench_env(tmp / "data")
+    if args.conn_max_age is not None:
+        env["MYCELIA_BENCH_CONN_MAX_AGE"] = str(args.conn_max_age)
     pg_name: str | None = None
     server: subprocess.Popen[bytes] | None = None
     try:
         pg_name = _fresh_database(env, tmp / "data")
         database = f"PostgreSQL ({pg_name})" if pg_name else "SQLite (WAL, in a temp folder)"
+        database += (
+            ", product CONN_MAX_AGE"
+            if args.conn_max_age is None
+            else f", CONN_MAX_AGE overridden to {args.conn_max_age}"
+        )
         _log(f"data in {tmp}; database: {database}")
         _run([sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], env)
-        seeded = json.loads(_run([sys.executable, "-m", "bench.seed"], env).strip().splitlines()[-1])
+        seeded = json.loads(
+            _run([sys.executable, "-m", "bench.seed"], env).strip().splitlines()[-1]
+        )
         token = seeded["token"]
 
         port = _free_port()
@@ -416,8 +441,13 @@ def main(argv: list[str] | None = None) -> int:
             _log(f"{scenario.name}: {args.duration} s at {args.connections} connections")
             measured = _load(generator, base + scenario.path, the_token, args, args.duration, tmp)
             results.append(
-                Result(scenario.name, *(getattr(measured, f) for f in
-                       ("requests", "seconds", "p50_ms", "p99_ms", "errors")))
+                Result(
+                    scenario.name,
+                    *(
+                        getattr(measured, f)
+                        for f in ("requests", "seconds", "p50_ms", "p99_ms", "errors")
+                    ),
+                )
             )
     finally:
         if server is not None:
@@ -427,15 +457,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    server_desc = (
-        f"gunicorn {args.workers} {args.worker_class} workers"
-        + (f" x {args.threads} threads" if args.worker_class == "gthread" else "")
+    server_desc = f"gunicorn {args.workers} {args.worker_class} workers" + (
+        f" x {args.threads} threads" if args.worker_class == "gthread" else ""
     )
     print(
         f"\n{server_desc}; {generator} {args.connections} connections"
         + (f", {args.wrk_threads} threads" if generator == "wrk" else "")
         + f"; {args.duration} s per scenario after {args.warmup} s warm-up; {database}; "
-        f"{os.cpu_count()} CPUs; targeting keys cycled over {args.users} users\n"
+        f"{os.cpu_count()} CPUs (load average {load:.2f} at start); "
+        f"targeting keys cycled over {args.users} users\n"
     )
     print(_table(results))
     bulk = results[1]

@@ -256,9 +256,7 @@ class MaintenanceStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
 
 
-ACTIVE_MAINTENANCE = frozenset(
-    {MaintenanceStatus.IN_PROGRESS, MaintenanceStatus.VERIFYING}
-)
+ACTIVE_MAINTENANCE = frozenset({MaintenanceStatus.IN_PROGRESS, MaintenanceStatus.VERIFYING})
 
 
 class StatusMaintenance(models.Model):
@@ -406,9 +404,7 @@ class ComponentHealth(models.Model):
     class Meta:
         ordering = ["environment_name", "position", "name"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["environment_key", "name"], name="comms_component_once"
-            )
+            models.UniqueConstraint(fields=["environment_key", "name"], name="comms_component_once")
         ]
 
     def __str__(self) -> str:

@@ -1,4 +1,36 @@
 from __future__ import annotations
 
+from django.urls import path
+
+from comms.views import messages, status
+
 app_name = "comms"
-urlpatterns: list = []
+urlpatterns = [
+    path("status/", status.status_page, name="status"),
+    path("status/api/v2/status.json", status.status_api_status, name="api_status"),
+    path("status/api/v2/summary.json", status.status_api_summary, name="api_summary"),
+    path(
+        "status/api/v2/scheduled-maintenances.json",
+        status.status_api_scheduled_maintenances,
+        name="api_scheduled_maintenances",
+    ),
+    path("status/api/v2/incidents.json", status.status_api_incidents, name="api_incidents"),
+    path("status/feed.atom", status.status_feed, name="feed"),
+    path("status/subscribe", status.status_subscribe, name="subscribe"),
+    path("status/confirm/<str:token>", status.status_confirm, name="confirm"),
+    path("status/unsubscribe/<str:token>", status.status_unsubscribe, name="unsubscribe"),
+    path(
+        "status/incidents/<int:upgrade_id>/resolve",
+        status.status_incident_resolve,
+        name="incident_resolve",
+    ),
+    path("comms/messages/", messages.message_list, name="message_list"),
+    path("comms/messages/<int:message_id>/", messages.message_detail, name="message_detail"),
+    path("comms/messages/<int:message_id>/edit", messages.message_edit, name="message_edit"),
+    path("comms/messages/<int:message_id>/send", messages.message_send, name="message_send"),
+    path(
+        "comms/deliveries/<int:delivery_id>/retry",
+        messages.delivery_retry,
+        name="delivery_retry",
+    ),
+]

@@ -10,16 +10,19 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from flags.evaluation import FlagDefinition, context_free_resolution
+from flags.evaluation import FlagDefinition, Resolution, context_free_resolution
 from flags.models import ApiToken, FlagEvaluationCount, FlagRevision, FlagState
+
+SERIALISED_MAX = 10_000  # per environment and revision; past it, answers are serialised each time
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,31 @@ class EnvironmentFlags:
     # Sorted by key. Each with the OFREP JSON of its answer when that is the same for every
     # valid context (off, or on for everyone or no one), else None: evaluate per request.
     ordered: tuple[tuple[FlagDefinition, str | None], ...] = ()
+
+    # OFREP JSON of the resolutions seen so far: a flag has only a few possible answers (a
+    # variant per rule, in or out of its rollout, a missing key), so each is serialised once.
+    _serialised: dict[tuple[Any, ...], str] = field(default_factory=dict, compare=False)
+
+    def serialise(self, resolution: Resolution) -> str:
+        """json.dumps(resolution.as_ofrep()), remembered for this revision."""
+        try:
+            memo_key = (
+                resolution.key,
+                resolution.value,
+                resolution.reason,
+                resolution.error_code,
+                resolution.error_details,
+                tuple(resolution.metadata.items()),
+            )
+            hash(memo_key)
+        except TypeError:  # metadata that cannot be a key: just serialise it
+            return json.dumps(resolution.as_ofrep())
+        fragment = self._serialised.get(memo_key)
+        if fragment is None:
+            fragment = json.dumps(resolution.as_ofrep())
+            if len(self._serialised) < SERIALISED_MAX:
+                self._serialised[memo_key] = fragment
+        return fragment
 
     @classmethod
     def build(cls, by_key: dict[str, FlagDefinition]) -> EnvironmentFlags:

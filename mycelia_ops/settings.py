@@ -110,7 +110,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not memory, so that worker processes started by the tests share the test database.
     DATABASES["default"]["TEST"] = {
         "NAME": str(DATA_DIR / f"test_mycelia_ops_{os.getpid()}.sqlite3")
@@ -208,6 +207,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "upgrades.reviews_remind",
         "schedule": env_int("MYCELIA_REVIEW_REMIND_SECONDS", 300),
     },
+    "ops-heartbeat": {"task": "comms.ops_heartbeat", "schedule": 30},
+    "comms-deliveries-sweep": {"task": "comms.deliveries_sweep", "schedule": 60},
+    "status-windows-check": {"task": "comms.status_windows_check", "schedule": 60},
+    "status-health-refresh": {
+        "task": "upgrades.status_health_refresh",
+        "schedule": env_int("MYCELIA_STATUS_REFRESH_SECONDS", 60),
+    },
     "flag-evaluation-counts-flush": {
         "task": "flags.tasks.flag_evaluation_counts_flush_task",
         "schedule": 60,
@@ -252,6 +258,10 @@ LOGGING = {
 
 # Feature flags: the environment a flip or an evaluation means when none is named.
 FLAGS_DEFAULT_ENVIRONMENT = env_str("FLAGS_DEFAULT_ENVIRONMENT", "production")
+
+# The stakeholder status page: public, or only for signed-in viewers.
+STATUS_PAGE_PUBLIC = env_bool("STATUS_PAGE_PUBLIC", True)
+STATUS_PAGE_NAME = env_str("STATUS_PAGE_NAME", "Mycelia")
 
 # Rows per page on long lists.
 PAGE_SIZE = env_int("MYCELIA_PAGE_SIZE", 25)

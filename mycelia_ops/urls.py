@@ -5,6 +5,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from mycelia_ops import health
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="upgrades:list", permanent=False), name="home"),
     path(
@@ -14,6 +16,8 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("health", health.health, name="health"),
+    path("ops/status.json", health.ops_status, name="ops_status"),
     path("upgrades/", include("upgrades.urls")),
     path("", include("flags.urls")),
     path("", include("comms.urls")),

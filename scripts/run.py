@@ -26,6 +26,7 @@ def main() -> int:
     manage = [sys.executable, str(ROOT / "manage.py")]
 
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], check=True, cwd=ROOT, env=env)
+    subprocess.run([*manage, "comms_seed"], check=True, cwd=ROOT, env=env, capture_output=True)
     seed = subprocess.run(
         [*manage, "seed", "--demo", f"--demo-url=http://127.0.0.1:{demo_port}"],
         check=True,

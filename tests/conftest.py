@@ -68,7 +68,10 @@ def _fast_password_hashing(settings):
 
 @pytest.fixture
 def playbook(db) -> None:
+    from comms.services import comms_seed
+
     playbook_seed()
+    comms_seed()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from upgrades.models import (
     Artifact,
     ChecklistStep,
     CheckRun,
+    CommonIssue,
     Environment,
     EnvironmentOperation,
     PlaybookPhase,
@@ -122,3 +123,8 @@ class CheckRunAdmin(ReadOnlyAdmin):
 @admin.register(Artifact)
 class ArtifactAdmin(ReadOnlyAdmin):
     list_display = ("name", "upgrade", "kind", "size_bytes", "created_at")
+
+
+@admin.register(CommonIssue)
+class CommonIssueAdmin(admin.ModelAdmin):
+    list_display = ("title", "issue", "order")

@@ -11,6 +11,7 @@ from django.utils import timezone
 from upgrades.models import (
     ChecklistStep,
     CheckRun,
+    CommonIssue,
     EventKind,
     MonitoringSample,
     MonitoringWindow,
@@ -128,13 +129,11 @@ def last_run_by_step(upgrade: Upgrade) -> dict[int, CheckRun]:
     return latest
 
 
-def solutions_for(run: CheckRun) -> list[dict[str, str]]:
-    """The playbook's common issues that match a run that did not pass."""
-    from upgrades.playbook import COMMON_ISSUES
-
+def solutions_for(run: CheckRun) -> list[CommonIssue]:
+    """The common issues (staff-edited records) that match a run that did not pass."""
     if run.status in (RunStatus.PASSED, RunStatus.QUEUED, RunStatus.RUNNING):
         return []
-    return [issue for issue in COMMON_ISSUES if run.action in issue["applies_to"]]
+    return [issue for issue in CommonIssue.objects.all() if run.action in issue.applies_to]
 
 
 # --- the monitoring chart ------------------------------------------------------------------------

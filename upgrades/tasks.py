@@ -41,3 +41,17 @@ def monitoring_baseline_task(upgrade_id: int) -> str:
 @shared_task(name="upgrades.reviews_remind", ignore_result=True)
 def reviews_remind_task() -> dict[str, int]:
     return services.reviews_remind()
+
+
+@shared_task(name="upgrades.status_health_refresh", ignore_result=True)
+def status_health_refresh_task() -> None:
+    """Hand the status page the environments to read /ops/status.json from (comms fetches)."""
+    from comms.tasks import status_health_refresh_task as comms_refresh
+    from upgrades.models import Environment
+
+    environments = [
+        {"key": e.slug, "name": e.name, "status_url": e.status_url,
+         "timeout": e.request_timeout_seconds}
+        for e in Environment.objects.exclude(base_url="")
+    ]  # fmt: skip
+    comms_refresh.delay(environments)

@@ -182,7 +182,7 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
     counted: list[tuple[int, int]] = []
     for definition, fragment in flags.ordered:
         if fragment is None:
-            fragment = json.dumps(_resolve_quietly(definition, context, counted).as_ofrep())
+            fragment = flags.serialise(_resolve_quietly(definition, context, counted))
         else:
             counted.append((definition.flag_id, definition.environment_id))
         parts.append(fragment)

@@ -108,3 +108,27 @@ def test_deploy_hook__as_webhook__posts_json_with_secret(minor, manager, demo_my
     assert run.measured["status_code"] == 200
     assert httpx.get(f"{demo_mycelia.url}/health").json()["version"] == "1.5.0"
     assert "s3cret" not in run.reason + run.output
+
+
+def test_common_issues__are_records_staff_edit_and_the_run_page_offers_them(
+    minor, manager, manager_client, demo_mycelia
+):
+    from upgrades.models import CommonIssue
+
+    assert CommonIssue.objects.count() == 3
+    CommonIssue.objects.filter(title="Version Upgrade Issues").update(
+        symptoms="Edited by staff: /health answers 503"
+    )
+    set_fault(demo_mycelia, "health_failing")
+    step = minor.steps.get(title="Verify deployment")
+    run = services.check_run_request(upgrade=minor, step=step, by=manager)
+    services.check_run_execute(run_id=run.pk)
+    page = manager_client.get(reverse("upgrades:detail", args=[minor.pk])).content.decode()
+    assert "Common issues and fixes" in page
+    html = manager_client.get(reverse("upgrades:run", args=[minor.pk, run.pk])).content.decode()
+    assert "Edited by staff: /health answers 503" in html
+    assert "Tail the logs" in html
+    tail = services.action_request(upgrade=minor, action="log_tail", by=manager, confirmed=True)
+    services.check_run_execute(run_id=tail.pk)
+    tail.refresh_from_db()
+    assert tail.status == RunStatus.PASSED and "fault health_failing on" in tail.output

@@ -488,3 +488,32 @@ class ApprovalDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_decision_display()} by {self.decided_by_id}"
+
+
+class CommonIssue(models.Model):
+    """The playbook's "Common Issues and Solutions", offered next to a check that failed.
+    Staff edit them in the admin; `applies_to` names the step kinds and actions they match."""
+
+    title = models.CharField(max_length=200)
+    issue = models.CharField(max_length=300)
+    symptoms = models.TextField(blank=True)
+    solution = models.TextField(help_text="One step a line.")
+    applies_to = models.JSONField(
+        default=list, help_text='Step kinds and actions, e.g. ["http_health", "deploy"].'
+    )
+    actions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='One-click actions offered: "rollback_flag", "rollback_version", "log_tail".',
+    )
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.title}: {self.issue}"
+
+    @property
+    def solution_steps(self) -> list[str]:
+        return [line for line in self.solution.splitlines() if line.strip()]

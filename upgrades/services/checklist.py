@@ -93,6 +93,7 @@ def _event(
 def playbook_seed(*, reset: bool = False) -> int:
     """Load the playbook's templates; existing ones are kept (staff may have edited them)
     unless `reset`. Returns how many templates were written."""
+    _common_issues_seed(reset=reset)
     written = 0
     for spec in playbook_templates():
         existing = PlaybookTemplate.objects.filter(
@@ -130,6 +131,25 @@ def playbook_seed(*, reset: bool = False) -> int:
             )
         written += 1
     return written
+
+
+def _common_issues_seed(*, reset: bool) -> None:
+    from upgrades.models import CommonIssue
+    from upgrades.playbook import COMMON_ISSUES
+
+    if CommonIssue.objects.exists() and not reset:
+        return
+    CommonIssue.objects.all().delete()
+    for order, spec in enumerate(COMMON_ISSUES):
+        CommonIssue.objects.create(
+            order=order,
+            title=spec["title"],
+            issue=spec["issue"],
+            symptoms=spec["symptoms"],
+            solution="\n".join(spec["solution"]),
+            applies_to=[str(kind) for kind in spec["applies_to"]],
+            actions=spec["actions"],
+        )
 
 
 # --- upgrades --------------------------------------------------------------------------------
@@ -387,8 +407,18 @@ def upgrade_transition(
 def _after_transition(upgrade: Upgrade, transition: str, *, by: Any) -> None:
     """What the playbook does at each move: a baseline before deploying, a monitoring window
     after it."""
-    from upgrades.services import monitoring
+    from upgrades.services import announce, monitoring
 
+    announce.status_sync(upgrade)
+    if transition == Transition.SCHEDULE:
+        announce.message_draft(upgrade, "pre_upgrade", by=by)
+    elif transition in (Transition.COMPLETE, Transition.ROLL_BACK, Transition.FAIL):
+        outcome = {"complete": "Success", "roll_back": "Rolled back", "fail": "Failed"}
+        announce.message_draft(
+            upgrade, "post_upgrade", by=by, status=outcome[transition],
+            issues=upgrade.events.filter(kind=EventKind.TRANSITION).first().message or "",
+            next_steps="Post-upgrade reviews at 24 hours, 7 days and 4 weeks.",
+        )  # fmt: skip
     if transition == Transition.START:
         from upgrades.tasks import monitoring_baseline_task
 
@@ -509,7 +539,14 @@ def step_complete(
             to_value=StepStatus.DONE,
             message=note.strip(),
         )
+        _announce_step(step, by=by)
     return step, True
+
+
+def _announce_step(step: ChecklistStep, *, by: Any) -> None:
+    from upgrades.services import announce
+
+    announce.after_step_closed(step, by=by)
 
 
 def step_reopen(*, step: ChecklistStep, by: Any, reason: str) -> tuple[ChecklistStep, bool]:
@@ -559,6 +596,7 @@ def step_skip(*, step: ChecklistStep, by: Any, reason: str) -> tuple[ChecklistSt
             to_value=StepStatus.SKIPPED,
             message=reason.strip(),
         )
+        _announce_step(step, by=by)
     return step, True
 
 

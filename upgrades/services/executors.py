@@ -387,6 +387,8 @@ def execute(run: CheckRun, *, on_output: OutputCallback) -> Outcome:
         return _backup(run, environment, on_output)
     if run.action == "deploy":
         return _deploy(run, environment, on_output)
+    if run.action == "log_tail":
+        return _run_hook(environment, Operation.LOG_TAIL, on_output=on_output)[0]
     if run.action.startswith("rollback_"):
         return _rollback(run, environment, on_output)
     return Outcome(RunStatus.ERROR, f"Nothing knows how to run {run.action!r}.")

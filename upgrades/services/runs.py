@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 # The actions a manager can start from the upgrade page, and the run kind each one is.
 ACTIONS: dict[str, tuple[str, str]] = {
     "backup": (RunKind.BACKUP, "Back up configuration, logs and database"),
+    "log_tail": (RunKind.CHECK, "Tail the logs (ops:tail)"),
     "deploy": (RunKind.DEPLOY, "Deploy"),
     "rollback_version": (RunKind.ROLLBACK, "Roll back to the previous version"),
     "rollback_flag": (RunKind.ROLLBACK, "Roll back the feature flag (turn it off)"),
@@ -213,6 +214,11 @@ def action_request(
                     raise InvalidInput("Choose a database backup of this upgrade to restore.")
                 params = {"backup_path": backup.path, "backup_name": backup.name}
             _event_plain(upgrade, by=by, kind=EventKind.ROLLBACK, message=f"{title} requested.")
+            from upgrades.services import announce
+
+            announce.message_draft(
+                upgrade, "progress", by=by, status="Rollback started", issues=title
+            )
         return _new_run(
             upgrade=upgrade, step=step, kind=kind, action=action, title=title,
             params=params, by=by,

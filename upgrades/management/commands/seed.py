@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
+from comms import services as comms_services
 from mycelia_ops.roles import RELEASE_MANAGERS, STAKEHOLDERS
 from upgrades.demo import demo_environment_configure
 from upgrades.models import Environment, EnvironmentKind
@@ -36,6 +37,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, demo: bool, reset: bool, demo_url: str, **options):
         written = playbook_seed(reset=reset)
+        comms_services.comms_seed()
         self.stdout.write(f"Playbook: {written} template(s) loaded.")
         if demo:
             self._seed_demo(demo_url)

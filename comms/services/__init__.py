@@ -1,0 +1,127 @@
+"""The comms app's services: messages to stakeholders, the status page, its subscribers.
+
+Views, commands, tasks and the upgrades app import `from comms import services` and call
+`services.<name>`. comms never imports upgrades: callers pass ids and plain values.
+
+Calls for the upgrades app
+--------------------------
+status_maintenance_sync(*, upgrade_id: int, title: str, type_label: str,
+        environment_key: str, environment_name: str, status: str,
+        window_start: datetime | None, window_end: datetime | None,
+        progress_percent: int, phase_title: str, url: str) -> StatusMaintenance
+    Upsert the status page's record of one upgrade; call it after every change the page shows
+    (status, window, current phase, progress). `status` is the upgrade's lifecycle value:
+    draft, scheduled, in_progress, monitoring, completed, rolled_back, failed, cancelled.
+    Drafts and cancelled upgrades are not shown. Statuspage maintenance status: scheduled ->
+    scheduled, in_progress -> in_progress, monitoring -> verifying, completed / rolled_back /
+    failed -> completed; rolled_back opens an incident (monitoring, impact minor) and failed one
+    (identified, impact major). A status change posts an update to the page's stream. Confirmed
+    subscribers are mailed (a notice Message, sent at once) when a public window moves, when
+    the work starts (in_progress, or the start time passes: status_windows_check) and when it
+    ends. Raises InvalidInput for an unknown status or a window ending before it starts.
+
+message_draft_create(*, upgrade_id: int, template_key: str, context: dict[str, str],
+        by: User | None, environment_key: str) -> Message
+    A draft from the MessageTemplate record: template_key is "pre_upgrade" | "progress" |
+    "post_upgrade". Templates use Django template syntax ({{ version_or_feature }}) rendered as
+    plain text; context keys (strings, any may be empty or missing, and empty ones render as
+    "—"): version_or_feature, date_time, type, duration, impact, rollback_plan, contact, status,
+    progress, eta, issues, next_steps, upgrade_title, upgrade_url. Audiences default to the
+    template's. Sent at once (by=None) when CommsEnvironmentSettings(environment_key).auto_send.
+    Raises InvalidInput (unknown key) or NotFound (templates not seeded).
+
+message_update(*, message, subject: str, body: str, audience_keys: list[str], by) -> Message
+message_send(*, message: Message, by: User | None) -> Message
+    One Delivery per (channel, recipient) of the message's audiences, each sent by
+    delivery_send_task (enqueued on commit). External messages are also posted to the
+    upgrade's status page stream. Raises Conflict if the message is not a draft.
+delivery_attempt(*, delivery_id: int) -> DeliveryOutcome      (the task's body)
+delivery_retry(*, delivery: Delivery, by) -> Delivery          (failed -> queued)
+deliveries_sweep() -> dict                                     (beat: stale claims, lost nudges)
+status_incident_resolve(*, upgrade_id: int, body: str, by) -> StatusIncident
+status_windows_check() -> dict                                 (beat: window start/end passing)
+status_health_record(*, environment_key: str, environment_name: str,
+        document: dict | None, error: str) -> EnvironmentHealth
+status_health_refresh(*, environments: list[dict]) -> dict[str, str]
+    environments: [{"key", "name", "status_url", "timeout"}]; fetched with httpx. The task
+    comms.tasks.status_health_refresh_task(environments) takes the same list.
+subscriber_subscribe / subscriber_confirm / subscriber_unsubscribe    (status page forms)
+comms_seed() -> dict    audiences, the six templates and the subscribers' channel; idempotent
+    (also `python manage.py comms_seed`).
+
+Errors are comms.exceptions.CommsError subclasses (InvalidInput 400, NotFound 404,
+Conflict 409) with a sentence for the person who caused them.
+"""
+
+from __future__ import annotations
+
+from comms.exceptions import CommsError, Conflict, InvalidInput, NotFound
+from comms.services._outgoing import site_url
+from comms.services.deliveries import (
+    DeliveryOutcome,
+    deliveries_sweep,
+    delivery_attempt,
+    delivery_retry,
+    message_status_refresh,
+)
+from comms.services.messages import (
+    CONTEXT_KEYS,
+    comms_seed,
+    message_draft_create,
+    message_preview,
+    message_render,
+    message_send,
+    message_targets,
+    message_update,
+    notice_send,
+)
+from comms.services.ops import worker_heartbeat_record
+from comms.services.status import (
+    component_status_for,
+    status_health_record,
+    status_health_refresh,
+    status_incident_resolve,
+    status_maintenance_sync,
+    status_windows_check,
+    window_text,
+)
+from comms.services.subscribers import (
+    subscriber_confirm,
+    subscriber_confirmation_send,
+    subscriber_subscribe,
+    subscriber_unsubscribe,
+)
+
+__all__ = [
+    "CONTEXT_KEYS",
+    "CommsError",
+    "Conflict",
+    "DeliveryOutcome",
+    "InvalidInput",
+    "NotFound",
+    "comms_seed",
+    "component_status_for",
+    "deliveries_sweep",
+    "delivery_attempt",
+    "delivery_retry",
+    "message_draft_create",
+    "message_preview",
+    "message_render",
+    "message_send",
+    "message_status_refresh",
+    "message_targets",
+    "message_update",
+    "notice_send",
+    "site_url",
+    "status_health_record",
+    "status_health_refresh",
+    "status_incident_resolve",
+    "status_maintenance_sync",
+    "status_windows_check",
+    "subscriber_confirm",
+    "subscriber_confirmation_send",
+    "subscriber_subscribe",
+    "subscriber_unsubscribe",
+    "window_text",
+    "worker_heartbeat_record",
+]

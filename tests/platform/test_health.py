@@ -1,0 +1,98 @@
+"""The control panel's own health: /health, /ops/status.json and `manage.py diagnose`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import RequestFactory
+from django.utils import timezone
+
+from comms.models import WorkerHeartbeat
+from comms.services import worker_heartbeat_record
+from mycelia_ops import health
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def rf_get():
+    return lambda path: RequestFactory().get(path)
+
+
+@pytest.fixture
+def registry():
+    yield health.register_component
+    for name in ("queued_runs", "broken"):
+        health.unregister_component(name)
+
+
+def _json(response):
+    import json
+
+    return json.loads(response.content)
+
+
+def test_health__database_and_broker_answer__200(rf_get):
+    response = health.health(rf_get("/health"))
+    assert response.status_code == 200
+    assert _json(response) == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+
+
+def test_health__broker_unreachable__503_naming_it(rf_get, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:9/0"
+    response = health.health(rf_get("/health"))
+    body = _json(response)
+    assert response.status_code == 503 and set(body["errors"]) == {"broker"}
+    assert body["errors"]["broker"].strip()  # the connection error, in words
+
+
+def test_ops_status__no_worker_ever__workers_and_scheduler_failing(rf_get):
+    body = _json(health.ops_status(rf_get("/ops/status.json")))
+    assert body["status"] == "failing"
+    assert set(body["components"]) >= {"web", "database", "broker", "workers", "scheduler"}
+    assert body["components"]["workers"]["status"] == "failing"
+    assert "celery -A mycelia_ops worker" in body["components"]["workers"]["error"]
+
+
+def test_ops_status__fresh_beat_heartbeat_and_registered_component__ok(rf_get, registry):
+    worker_heartbeat_record(worker="w1@host", from_beat=True)
+    registry("queued_runs", lambda: {"status": "ok", "queued": 2, "running": 1})
+
+    body = _json(health.ops_status(rf_get("/ops/status.json")))
+
+    assert body["status"] == "ok", body
+    assert body["components"]["workers"]["workers"][0]["name"] == "w1@host"
+    assert body["components"]["queued_runs"] == {"status": "ok", "queued": 2, "running": 1}
+
+
+def test_ops_status__stale_heartbeat_or_broken_check__failing(rf_get, registry):
+    worker_heartbeat_record(worker="w1@host", from_beat=True)
+    WorkerHeartbeat.objects.update(
+        seen_at=timezone.now() - timedelta(hours=1), beat_at=timezone.now() - timedelta(hours=1)
+    )
+    registry("broken", lambda: 1 / 0)
+
+    components = _json(health.ops_status(rf_get("/ops/status.json")))["components"]
+
+    assert components["workers"]["status"] == "failing"
+    assert components["scheduler"]["status"] == "failing"
+    assert components["broken"] == {
+        "status": "failing",
+        "error": "ZeroDivisionError: division by zero",
+    }
+
+
+def test_diagnose__all_well__exit_zero(capsys):
+    worker_heartbeat_record(worker="w1@host", from_beat=True)
+    call_command("diagnose")
+    assert "All components healthy." in capsys.readouterr().out
+
+
+def test_diagnose__no_worker__non_zero_exit_naming_it(capsys):
+    with pytest.raises(CommandError, match="workers, scheduler") as info:
+        call_command("diagnose")
+    assert info.value.returncode == 1
+    assert "FAILING  workers" in capsys.readouterr().out
