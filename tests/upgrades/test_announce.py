@@ -56,6 +56,8 @@ def test_rollback__drafts_progress_then_post_upgrade_and_opens_an_incident(
         upgrade=upgrade, transition="start", by=manager, override_reason="x"
     )
     assert StatusMaintenance.objects.get(upgrade_id=upgrade.pk).status == "in_progress"
+    deploy = services.action_request(upgrade=upgrade, action="deploy", by=manager, confirmed=True)
+    services.check_run_execute(run_id=deploy.pk)
     run = services.action_request(
         upgrade=upgrade, action="rollback_version", by=manager, confirmed=True
     )
