@@ -65,4 +65,4 @@ def test_rollback__drafts_progress_then_post_upgrade_and_opens_an_incident(
     assert _keys(upgrade)[-2:] == ["progress", "post_upgrade"]
     post = Message.objects.filter(upgrade_id=upgrade.pk, template_key="post_upgrade").get()
     assert "Rolled back" in post.body
-    assert StatusIncident.objects.filter(upgrade_id=upgrade.pk).exists()
+    assert StatusIncident.objects.filter(maintenance__upgrade_id=upgrade.pk).exists()
