@@ -318,3 +318,30 @@ def updates_recent(limit: int = 50) -> list[StatusUpdate]:
         .select_related("maintenance")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def messages_for_upgrade(upgrade_id: int) -> list[dict[str, Any]]:
+    """The messages drafted and sent for one upgrade, as plain values (for its report)."""
+    from django.db.models import Count, Q
+
+    from comms.models import Message
+
+    rows = (
+        Message.objects.filter(upgrade_id=upgrade_id)
+        .annotate(
+            delivered=Count("deliveries", filter=Q(deliveries__status="sent")),
+            failed=Count("deliveries", filter=Q(deliveries__status="failed")),
+        )
+        .order_by("created_at", "id")
+    )
+    return [
+        {
+            "subject": m.subject,
+            "template": m.template_key,
+            "status": m.status,
+            "sent_at": m.sent_at,
+            "delivered": m.delivered,
+            "failed": m.failed,
+        }
+        for m in rows
+    ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
 from flags.exceptions import EnvironmentNotFound, FlagNotFound
-from flags.models import Flag, FlagEnvironment, FlagState
+from flags.models import Flag, FlagEnvironment, FlagEvent, FlagState
 
 
 def flag_get(*, key: str, include_archived: bool = True) -> Flag:
@@ -62,3 +65,25 @@ def tags_all() -> list[str]:
     for raw in Flag.objects.filter(archived_at__isnull=True).values_list("tags", flat=True):
         tags.update(t for t in raw.split(",") if t)
     return sorted(tags)
+
+
+def flag_events_between(
+    *, key: str, environment_key: str, start: datetime, end: datetime | None
+) -> list[dict[str, Any]]:
+    """A flag's changes in one environment over a period, as plain values (for reports)."""
+    events = FlagEvent.objects.filter(
+        flag__key=key, environment__key=environment_key, at__gte=start
+    ).select_related("actor")
+    if end is not None:
+        events = events.filter(at__lte=end)
+    return [
+        {
+            "at": e.at,
+            "by": e.actor.get_username() if e.actor else e.get_via_display(),
+            "via": e.via,
+            "before": e.before,
+            "after": e.after,
+            "reason": e.reason,
+        }
+        for e in events.order_by("at", "id")
+    ]

@@ -324,3 +324,41 @@ def dashboard() -> dict:
 
 def _upgrades_with_people() -> QuerySet[Upgrade]:
     return Upgrade.objects.select_related("environment", "owner").order_by("-created_at")
+
+
+# --- the record of an upgrade --------------------------------------------------------------------
+
+
+def upgrade_report(upgrade: Upgrade) -> dict:
+    """Everything that happened to one upgrade, for its self-contained report."""
+    from comms.selectors import messages_for_upgrade
+    from flags.selectors import flag_events_between
+
+    flag_changes = []
+    if upgrade.upgrade_type == "feature_flag" and upgrade.flag_key:
+        flag_changes = flag_events_between(
+            key=upgrade.flag_key,
+            environment_key=upgrade.environment.slug,
+            start=upgrade.created_at,
+            end=upgrade.finished_at,
+        )
+    samples = list(MonitoringSample.objects.filter(upgrade=upgrade).order_by("at"))
+    return {
+        "upgrade": upgrade,
+        "checklist": upgrade_checklist(upgrade),
+        "events": list(
+            UpgradeEvent.objects.filter(upgrade=upgrade)
+            .select_related("actor", "step")
+            .order_by("at", "id")
+        ),
+        "runs": list(CheckRun.objects.filter(upgrade=upgrade).order_by("created_at", "id")),
+        "artifacts": list(upgrade.artifacts.order_by("created_at")),
+        "decisions": list(upgrade.decisions.select_related("decided_by").order_by("at")),
+        "flag_changes": flag_changes,
+        "messages": messages_for_upgrade(upgrade.pk),
+        "monitoring": monitoring_chart(upgrade),
+        "samples": samples,
+        "failing_samples": [s for s in samples if not s.passed],
+        "reviews": upgrade_reviews(upgrade),
+        "generated_at": timezone.now(),
+    }

@@ -18,6 +18,8 @@ urlpatterns = [
     ),
     path("<int:upgrade_id>/", views.upgrade_detail, name="detail"),
     path("<int:upgrade_id>/timeline/", views.upgrade_timeline, name="timeline"),
+    path("<int:upgrade_id>/report/", views.upgrade_report, name="report"),
+    path("<int:upgrade_id>/report.md", views.upgrade_report_markdown, name="report_md"),
     path("<int:upgrade_id>/transition/", views.upgrade_transition, name="transition"),
     path("<int:upgrade_id>/decision/", views.upgrade_decide, name="decide"),
     path("<int:upgrade_id>/risk/", views.upgrade_set_risk, name="risk"),

@@ -500,3 +500,27 @@ def lessons(request: HttpRequest) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     template = "upgrades/dashboard.html#board" if request.htmx else "upgrades/dashboard.html"
     return render(request, template, selectors.dashboard())
+
+
+# --- the report ------------------------------------------------------------------------------------
+
+
+@require_GET
+@viewer_required
+def upgrade_report(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    return render(request, "upgrades/report.html", selectors.upgrade_report(upgrade))
+
+
+@require_GET
+@viewer_required
+def upgrade_report_markdown(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    upgrade = _get_upgrade_for_user(request, upgrade_id)
+    response = render(
+        request,
+        "upgrades/report.md",
+        selectors.upgrade_report(upgrade),
+        content_type="text/markdown; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="upgrade-{upgrade.pk}-report.md"'
+    return response
