@@ -53,6 +53,7 @@ def upgrade_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.upgrade_list(**filters), settings.PAGE_SIZE).get_page(
         request.GET.get("page")
     )
+    selectors.attach_progress(page.object_list)
     query_without_page = request.GET.copy()
     query_without_page.pop("page", None)
     context = {
