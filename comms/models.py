@@ -360,6 +360,11 @@ class StatusUpdate(models.Model):
     def __str__(self) -> str:
         return f"{self.status}: {self.body[:60]}"
 
+    @property
+    def status_label(self) -> str:
+        """Statuspage's value in words: in_progress -> "In progress"."""
+        return self.status.replace("_", " ").capitalize()
+
 
 class ComponentStatus(models.TextChoices):
     # Statuspage's component statuses, exactly.
