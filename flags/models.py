@@ -166,6 +166,10 @@ class FlagEvent(models.Model):
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
     reason = models.TextField(blank=True)
+    # Who outside the flags app caused this, as a plain link: e.g. "/upgrades/12/" for the
+    # upgrade whose deploy, rollback or guard flipped the flag.
+    source_url = models.CharField(max_length=200, blank=True, db_index=True)
+    source_label = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -135,6 +135,7 @@ def _record(
     by: Any | None,
     via: str,
     reason: str,
+    source: tuple[str, str] = ("", ""),
 ) -> FlagEvent:
     state.version += 1
     state.updated_at = timezone.now()
@@ -150,6 +151,8 @@ def _record(
         before=before,
         after=after,
         reason=reason or "",
+        source_url=source[0],
+        source_label=source[1],
     )
     flag_revision_bump()
     return event
@@ -171,8 +174,10 @@ def flag_set_state(
     via: str,
     reason: str = "",
     rollout_percentage: int | None = None,
+    source: tuple[str, str] = ("", ""),
 ) -> StateChange:
-    """Turn `flag` on or off in `environment`. Setting the state it already has records nothing."""
+    """Turn `flag` on or off in `environment`. Setting the state it already has records nothing.
+    `source` is (url, label) of whatever outside the flags app asked for the change."""
     _check_percentage(rollout_percentage)
     if on and flag.is_archived:
         raise FlagArchived(flag.key)
@@ -188,7 +193,9 @@ def flag_set_state(
             kind = EventKind.ENABLED if on else EventKind.DISABLED
         else:
             kind = EventKind.TARGETING
-        event = _record(state=state, before=before, kind=kind, by=by, via=via, reason=reason)
+        event = _record(
+            state=state, before=before, kind=kind, by=by, via=via, reason=reason, source=source
+        )
     return StateChange(changed=True, state=state, event=event)
 
 
@@ -246,6 +253,7 @@ def flag_switch_by_key(
     by: Any | None,
     reason: str,
     via: str = "",
+    source: tuple[str, str] = ("", ""),
 ) -> bool:
     """Turn a flag on (an upgrade's deployment) or off (its rollback), by plain keys, for the
     upgrades app. Returns whether anything changed; raises naming an unknown flag or env."""
@@ -257,7 +265,7 @@ def flag_switch_by_key(
         raise EnvironmentNotFound(environment_key)
     via = via or (Via.UPGRADE if on else Via.ROLLBACK)
     return flag_set_state(
-        flag=flag, environment=environment, on=on, by=by, via=via, reason=reason
+        flag=flag, environment=environment, on=on, by=by, via=via, reason=reason, source=source
     ).changed
 
 

@@ -207,6 +207,12 @@ def _detail_context(
         flag.events.select_related("environment", "actor"), HISTORY_ON_PAGE
     ).get_page(request.GET.get("page"))
     context["chart"] = _chart(flag)
+    context["sources"] = list(
+        flag.events.exclude(source_url="")
+        .values("source_url", "source_label")
+        .distinct()
+        .order_by("source_url")[:50]
+    )
     return context
 
 

@@ -54,3 +54,7 @@ def test_report__scripted_flag_upgrade__contains_every_event_run_flag_change_and
     assert "Upgrade Completed" in text  # the post-upgrade message drafted at rollback
     assert "<svg" in html and "soaked in staging" in html
     assert "hx-get" not in html and "<link" not in html  # self-contained, nothing live
+
+    # And the flag's own page names the upgrade that flipped it
+    flag_page = stakeholder_client.get("/flags/new-checkout/").content.decode()
+    assert f'href="{upgrade.get_absolute_url()}"' in flag_page and upgrade.title in flag_page

@@ -323,6 +323,7 @@ def _flag_state(run: CheckRun, environment: Environment, *, on: bool) -> Outcome
             on=on,
             by=run.requested_by,
             reason=f"Upgrade #{run.upgrade_id}: {run.title}",
+            source=(run.upgrade.get_absolute_url(), run.upgrade.title),
         )
     except Exception as exc:  # noqa: BLE001 - the flags app names the problem
         return Outcome(RunStatus.FAILED, str(exc))

@@ -213,6 +213,7 @@ def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSa
         flag_services.flag_switch_by_key(
             flag_key=upgrade.flag_key, environment_key=upgrade.environment.slug, on=False,
             by=None, reason=f"Automatic guard of upgrade #{upgrade.pk}: {why}", via="guard",
+            source=(upgrade.get_absolute_url(), upgrade.title),
         )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - the flags app names the problem; record it
         _event(upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
