@@ -58,6 +58,8 @@ class TemplateKey(models.TextChoices):
     WINDOW_MOVED = "window_moved", "Maintenance window moved"
     WINDOW_STARTED = "window_started", "Maintenance window started"
     WINDOW_ENDED = "window_ended", "Maintenance window ended"
+    # Sent to one person (a review's owner) through the internal team's channels.
+    REMINDER = "reminder", "Reminder"
 
 
 DRAFT_TEMPLATE_KEYS = frozenset(

@@ -74,6 +74,7 @@ from comms.services.messages import (
     message_targets,
     message_update,
     notice_send,
+    reminder_send,
 )
 from comms.services.ops import worker_heartbeat_record
 from comms.services.status import (
@@ -112,6 +113,7 @@ __all__ = [
     "message_targets",
     "message_update",
     "notice_send",
+    "reminder_send",
     "site_url",
     "status_health_record",
     "status_health_refresh",

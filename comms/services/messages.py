@@ -156,6 +156,16 @@ def comms_seed() -> dict[str, int]:
                 template.audiences.set([audiences[a] for a in spec["audiences"]])
                 event_record(kind="template_seeded", subject=template, to_state=key)
             created["templates"] += made
+        if not Channel.objects.filter(name=TEAM_MAIL_CHANNEL_NAME).exists():
+            # Mail to named people of the team (review reminders); its own recipients list
+            # starts empty, so drafts to the internal audience reach no one until staff fill it.
+            channel = Channel.objects.create(
+                audience=audiences[AudienceKey.INTERNAL],
+                name=TEAM_MAIL_CHANNEL_NAME,
+                kind=ChannelKind.EMAIL,
+            )
+            event_record(kind="channel_seeded", subject=channel, to_state="enabled")
+            created["channels"] += 1
         if not Channel.objects.filter(to_subscribers=True).exists():
             channel = Channel.objects.create(
                 audience=audiences[AudienceKey.EXTERNAL],
@@ -393,6 +403,37 @@ def message_send(*, message: Message, by: Any | None) -> Message:
             raise InvalidInput("Choose at least one audience before sending.")
         _dispatch(locked, message_targets(message=locked), by)
     return locked
+
+
+TEAM_MAIL_CHANNEL_NAME = "Team mail"
+
+
+def reminder_send(
+    *, upgrade_id: int, upgrade_title: str, upgrade_url: str, environment_key: str,
+    subject: str, body: str, recipient_email: str,
+) -> Message:  # fmt: skip
+    """A reminder to one person (a review's owner) through the internal team's channels: each
+    internal email channel mails that person, each internal webhook (a team chat) posts it.
+    Recorded and retried like any message."""
+    message = Message.objects.create(
+        upgrade_id=upgrade_id, upgrade_title=upgrade_title[:300], upgrade_url=upgrade_url[:500],
+        environment_key=environment_key, template_key=TemplateKey.REMINDER,
+        subject=subject[:300], body=body,
+    )  # fmt: skip
+    internal = Audience.objects.filter(key=AudienceKey.INTERNAL)
+    message.audiences.set(internal)
+    event_record(kind="reminder_created", subject=message, to_state=message.status)
+    targets = []
+    for channel in Channel.objects.filter(enabled=True, audience__in=internal):
+        if not channel.covers(environment_key) or channel.to_subscribers:
+            continue
+        if channel.kind == ChannelKind.EMAIL:
+            if recipient_email:
+                targets.append(Target(channel, recipient_email))
+        else:
+            targets += [Target(channel, r) for r in channel.recipient_list()]
+    _dispatch(message, targets, None)
+    return message
 
 
 def notice_send(

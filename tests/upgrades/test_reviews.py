@@ -60,13 +60,27 @@ def test_review__complete_with_items_open__is_refused_then_done_when_all_checked
     assert review.status == "done" and review.completed_by == manager
 
 
-def test_reminders__due_then_overdue__each_sent_once_by_mail(make_upgrade, manager, mailoutbox):
+def test_reminders__due_then_overdue__each_sent_once_through_the_team_channels(
+    make_upgrade, manager, mailoutbox
+):
+    from comms.models import Delivery
+    from comms.services import delivery_attempt
+
     upgrade = _completed(make_upgrade("minor"), manager)
     later = upgrade.finished_at + timedelta(hours=25)
     assert services.reviews_remind(now=later) == {"due": 1, "overdue": 0}
     assert services.reviews_remind(now=later) == {"due": 0, "overdue": 0}
     much_later = upgrade.finished_at + timedelta(hours=49)
     assert services.reviews_remind(now=much_later) == {"due": 0, "overdue": 1}
+
+    # Each reminder is a comms delivery to the owner on the team's mail channel
+    deliveries = Delivery.objects.filter(message__template_key="reminder").order_by("id")
+    assert [(d.channel.name, d.recipient) for d in deliveries] == [
+        ("Team mail", manager.email),
+        ("Team mail", manager.email),
+    ]
+    for delivery in deliveries:
+        delivery_attempt(delivery_id=delivery.pk)
     assert [m.subject.split(":")[0] for m in mailoutbox] == ["Review due", "Review OVERDUE"]
     assert mailoutbox[0].to == [manager.email]
     assert "Lessons Learned" in mailoutbox[0].body

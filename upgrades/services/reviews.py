@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -119,6 +118,8 @@ def reviews_remind(*, now: datetime | None = None) -> dict[str, int]:
         due_at__lte=now - settings.MYCELIA_REVIEW_OVERDUE_AFTER,
         overdue_reminder_sent_at__isnull=True,
     )
+    due = due.select_related("upgrade__environment", "owner")
+    overdue = overdue.select_related("upgrade__environment", "owner")
     for kind, queryset, field in (
         ("due", due, "due_reminder_sent_at"),
         ("overdue", overdue, "overdue_reminder_sent_at"),
@@ -143,10 +144,18 @@ def _remind(review: PostUpgradeReview, kind: str) -> None:
         + "\n".join(f"- [{'x' if i['done'] else ' '}] {i['text']}" for i in review.items)
         + f"\n\n{settings.MYCELIA_BASE_URL}{review.upgrade.get_absolute_url()}#reviews\n"
     )
-    try:
-        send_mail(subject, body, None, [review.owner.email] if review.owner.email else [])
-    except Exception as exc:  # noqa: BLE001 - the timeline still says it was due
-        logger.warning("Reminder for review %s not mailed: %s", review.pk, exc)
+    from comms import services as comms
+
+    upgrade = review.upgrade
+    comms.reminder_send(
+        upgrade_id=upgrade.pk,
+        upgrade_title=upgrade.title,
+        upgrade_url=f"{settings.MYCELIA_BASE_URL}{upgrade.get_absolute_url()}",
+        environment_key=upgrade.environment.slug,
+        subject=subject,
+        body=body,
+        recipient_email=review.owner.email,
+    )
     UpgradeEvent.objects.create(
         upgrade_id=review.upgrade_id, actor=None, kind=EventKind.REVIEW, to_value=kind,
         message=f"Reminder sent to {review.owner.get_username()}: {subject}",
