@@ -11,7 +11,6 @@ from upgrades.services.checklist import (
     NotAllowed,
     UpgradeError,
     open_required_steps,
-    playbook_seed,
     step_complete,
     step_reopen,
     step_skip,
@@ -31,6 +30,7 @@ from upgrades.services.monitoring import (
     monitoring_window_open,
     monitoring_windows_close_expired,
 )
+from upgrades.services.playbook import playbook_seed
 from upgrades.services.reviews import (
     follow_up_add,
     review_complete,

@@ -1,0 +1,48 @@
+"""The checks and actions that workers carry out against an environment, free of Django.
+
+Each function does one outside thing, never raises for an outside failure, and returns a
+small frozen result: an ``outcome`` (one of OUTCOMES), the measured values, and a one-line
+``reason`` a release manager can read. Tasks turn these into rows; nothing here touches one.
+"""
+
+from __future__ import annotations
+
+from upgrades.runners._common import BODY_CAP_BYTES, KILL_GRACE_S, OUTCOMES, Outcome
+from upgrades.runners.archive import ArchiveResult, config_archive
+from upgrades.runners.commands import CommandResult, command_run
+from upgrades.runners.evaluate import (
+    METRICS,
+    ConditionError,
+    SloEvaluation,
+    StatusEvaluation,
+    condition_holds,
+    describe_condition,
+    json_path_get,
+    slo_evaluate,
+    status_json_evaluate,
+)
+from upgrades.runners.http import HttpProbeResult, WebhookResult, http_probe, webhook_post
+
+__all__ = [
+    "BODY_CAP_BYTES",
+    "KILL_GRACE_S",
+    "METRICS",
+    "OUTCOMES",
+    "ArchiveResult",
+    "CommandResult",
+    "ConditionError",
+    "HttpProbeResult",
+    "Outcome",
+    "SloEvaluation",
+    "StatusEvaluation",
+    "WebhookResult",
+    "command_run",
+    "condition_holds",
+    "config_archive",
+    "describe_condition",
+    "http_probe",
+    "json_path_get",
+    "slo_evaluate",
+    "status_json_evaluate",
+    "webhook_post",
+]
