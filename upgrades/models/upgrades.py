@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -406,6 +407,22 @@ class ChecklistStep(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def move_to(
+        self, status: str, *, by: Any, run: Any = None, note: str = "", skip_reason: str = ""
+    ) -> str:
+        """Put the step in `status`, keeping who closed it, when, and why; returns where it
+        was. The caller saves and records the event."""
+        previous = self.status
+        closed = status != StepStatus.OPEN
+        self.status = status
+        self.completed_by = by if closed else None
+        self.completed_at = timezone.now() if closed else None
+        self.skip_reason = skip_reason if status == StepStatus.SKIPPED else ""
+        self.evidence_run = run if status == StepStatus.DONE else None
+        if note:
+            self.note = note
+        return previous
 
     @property
     def is_automated(self) -> bool:

@@ -442,93 +442,53 @@ def _locked_step(step: ChecklistStep) -> tuple[Upgrade, ChecklistStep]:
     return upgrade, ChecklistStep.objects.select_for_update().get(pk=step.pk)
 
 
+def _step_move(
+    step: ChecklistStep, *, to: str, by: Any, kind: str, message: str, **change: Any
+) -> tuple[ChecklistStep, bool]:
+    """One move of a step, for ticking, reopening and skipping alike: lock, move (a move to
+    where it already is changes nothing), record the event, tell the status page."""
+    with transaction.atomic():
+        upgrade, step = _locked_step(step)
+        if step.status == to:
+            return step, False
+        previous = step.move_to(to, by=by, **change)
+        step.save()
+        _event(upgrade=upgrade, kind=kind, by=by, step=step, from_value=previous, to_value=to,
+               message=message)  # fmt: skip
+        if to != StepStatus.OPEN:
+            from upgrades.services import announce
+
+            announce.after_step_closed(step, by=by)
+    return step, True
+
+
 def step_complete(
     *, step: ChecklistStep, by: Any, note: str = "", run: Any = None
 ) -> tuple[ChecklistStep, bool]:
     """Tick a step, by a person or by the check run that passed (`run`, with `by` None).
     Ticking a step someone else has just ticked changes nothing.
     Returns the step and whether anything changed."""
-    with transaction.atomic():
-        upgrade, step = _locked_step(step)
-        if step.status == StepStatus.DONE:
-            return step, False
-        previous = step.status
-        step.status = StepStatus.DONE
-        step.completed_by = by
-        step.completed_at = timezone.now()
-        step.skip_reason = ""
-        step.evidence_run = run
-        if note.strip():
-            step.note = note.strip()
-        step.save()
-        _event(
-            upgrade=upgrade,
-            kind=EventKind.STEP_DONE,
-            by=by,
-            step=step,
-            from_value=previous,
-            to_value=StepStatus.DONE,
-            message=note.strip(),
-        )
-        _announce_step(step, by=by)
-    return step, True
-
-
-def _announce_step(step: ChecklistStep, *, by: Any) -> None:
-    from upgrades.services import announce
-
-    announce.after_step_closed(step, by=by)
+    return _step_move(
+        step, to=StepStatus.DONE, by=by, kind=EventKind.STEP_DONE, message=note.strip(),
+        run=run, note=note.strip(),
+    )  # fmt: skip
 
 
 def step_reopen(*, step: ChecklistStep, by: Any, reason: str) -> tuple[ChecklistStep, bool]:
     if not reason.strip():
         raise InvalidInput("Unticking a step needs a reason.", field="reason")
-    with transaction.atomic():
-        upgrade, step = _locked_step(step)
-        if step.status == StepStatus.OPEN:
-            return step, False
-        previous = step.status
-        step.status = StepStatus.OPEN
-        step.completed_by = None
-        step.completed_at = None
-        step.skip_reason = ""
-        step.save()
-        _event(
-            upgrade=upgrade,
-            kind=EventKind.STEP_REOPENED,
-            by=by,
-            step=step,
-            from_value=previous,
-            to_value=StepStatus.OPEN,
-            message=reason.strip(),
-        )
-    return step, True
+    return _step_move(
+        step, to=StepStatus.OPEN, by=by, kind=EventKind.STEP_REOPENED, message=reason.strip()
+    )
 
 
 def step_skip(*, step: ChecklistStep, by: Any, reason: str) -> tuple[ChecklistStep, bool]:
     if not reason.strip():
         raise InvalidInput("Skipping a step (“not doing”) needs a reason.", field="reason")
-    with transaction.atomic():
-        upgrade, step = _locked_step(step)
-        if step.status == StepStatus.SKIPPED:
-            return step, False
-        previous = step.status
-        step.status = StepStatus.SKIPPED
-        step.skip_reason = reason.strip()
-        step.completed_by = by
-        step.completed_at = timezone.now()
-        step.save()
-        _event(
-            upgrade=upgrade,
-            kind=EventKind.STEP_SKIPPED,
-            by=by,
-            step=step,
-            from_value=previous,
-            to_value=StepStatus.SKIPPED,
-            message=reason.strip(),
-        )
-        _announce_step(step, by=by)
-    return step, True
+    return _step_move(
+        step, to=StepStatus.SKIPPED, by=by, kind=EventKind.STEP_SKIPPED, message=reason.strip(),
+        skip_reason=reason.strip(),
+    )  # fmt: skip
 
 
 def step_update(
