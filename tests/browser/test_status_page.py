@@ -33,3 +33,43 @@ def test_status_page__upgrade_progresses__page_changes_without_reload(new_page):
          progress_percent=90)  # fmt: skip
     page.wait_for_selector("#upgrade-1[data-status='verifying']", timeout=15_000)
     assert page.evaluate("window.__noReload") == "still here"
+
+
+def test_status_page__real_upgrade_moves_through_its_lifecycle__page_follows_live(
+    new_page, make_upgrade, manager
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from upgrades import services as upgrade_services
+
+    # Given a scheduled minor upgrade, shown on the public status page
+    upgrade = make_upgrade(
+        "minor", title="Mycelia 1.5.0", window_start=timezone.now() + timedelta(hours=2)
+    )
+    upgrade = upgrade_services.upgrade_transition(
+        upgrade=upgrade, transition="schedule", by=manager
+    )
+    page = new_page()
+    page.goto("/status/")
+    card = page.locator(f"#upgrade-{upgrade.pk}")
+    assert card.get_attribute("data-status") == "scheduled"
+    page.evaluate("window.__noReload = 'still here'")
+
+    # When the release manager ticks the first phase and starts the deployment
+    for step in upgrade.steps.filter(phase__order=1):
+        upgrade_services.step_complete(step=step, by=manager)
+    upgrade_services.upgrade_transition(
+        upgrade=upgrade, transition="start", by=manager, override_reason="browser test"
+    )
+
+    # Then the page shows it in progress, at its next phase, without a reload
+    page.wait_for_selector(f"#upgrade-{upgrade.pk}[data-status='in_progress']", timeout=15_000)
+    assert card.locator("[data-role=phase]").inner_text() == "Pre-Upgrade"
+    assert card.locator("[data-role=progress]").inner_text() != "0%"
+
+    # And after deployment, "verifying" while it is monitored
+    upgrade_services.upgrade_transition(upgrade=upgrade, transition="begin_monitoring", by=manager)
+    page.wait_for_selector(f"#upgrade-{upgrade.pk}[data-status='verifying']", timeout=15_000)
+    assert page.evaluate("window.__noReload") == "still here"
