@@ -23,6 +23,8 @@ def main() -> int:
     demo_port = os.environ.get("DEMO_TARGET_PORT", "8100")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.setdefault("DJANGO_SETTINGS_MODULE", "mycelia_ops.settings")
+    # Links in mails and on the status page point where this run serves.
+    env.setdefault("MYCELIA_BASE_URL", f"http://127.0.0.1:{port}")
     manage = [sys.executable, str(ROOT / "manage.py")]
 
     subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], check=True, cwd=ROOT, env=env)
