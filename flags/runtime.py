@@ -78,9 +78,22 @@ class DefinitionCache:
         self._lock = threading.Lock()
         self._revision: str | None = None
         self._by_environment: dict[int, EnvironmentFlags] = {}
+        self._checked_at = 0.0
 
     def revision(self) -> str:
-        # One plain query per evaluation: no queryset to build and compile on the hot path.
+        """The current revision. Looked up at most every FLAGS_REVISION_CHECK_SECONDS (0.5 s by
+        default) per process, so a flip takes effect everywhere within a second while a steady
+        stream of evaluations makes no query at all in between."""
+        ttl = getattr(settings, "FLAGS_REVISION_CHECK_SECONDS", 0.5)
+        now = time.monotonic()
+        if ttl > 0 and self._revision is not None and now - self._checked_at < ttl:
+            return self._revision
+        revision = self._revision_query()
+        self._checked_at = now
+        return revision
+
+    def _revision_query(self) -> str:
+        # One plain query: no queryset to build and compile on the hot path.
         table = connection.ops.quote_name(FlagRevision._meta.db_table)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT revision FROM {table} WHERE id = %s", [1])
@@ -109,6 +122,7 @@ class DefinitionCache:
         with self._lock:
             self._revision = None
             self._by_environment = {}
+            self._checked_at = 0.0
 
     @staticmethod
     def _load() -> dict[int, dict[str, FlagDefinition]]:

@@ -17,7 +17,10 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mycelia_ops.settings")
 
 LEAN_PREFIXES = ("/ofrep/",)
-LEAN_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+LEAN_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "flags.api.lean.ofrep_urlconf",
+]
 
 
 class LeanHandler(WSGIHandler):

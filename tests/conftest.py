@@ -64,6 +64,8 @@ def outsider_client(client, outsider):
 def _fast_password_hashing(settings):
     # Hashing strength is Django's business, not ours: keep the suite quick.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Tests flip a flag and evaluate at once; the half-second revision check is tested alone.
+    settings.FLAGS_REVISION_CHECK_SECONDS = 0
 
 
 @pytest.fixture

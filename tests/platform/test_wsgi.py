@@ -40,3 +40,11 @@ def test_wsgi__pages__keep_the_full_middleware():
     assert "csrftoken" in headers.get("Set-Cookie", "")
     assert headers.get("X-Frame-Options") == "DENY"
     assert pages is not lean
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wsgi__ofrep_unknown_path__answers_404_from_the_small_urlconf():
+    status, headers, body = _call("/ofrep/v1/nothing-here", "POST")
+    assert status.startswith("404")
+    assert headers["Content-Type"].startswith("application/json")
+    assert b"/ofrep/v1/nothing-here" in body
