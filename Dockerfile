@@ -8,4 +8,4 @@ RUN SECRET_KEY=build-only python manage.py collectstatic --no-input
 RUN useradd --create-home mycelia && mkdir -p /app/data && chown mycelia /app/data
 USER mycelia
 EXPOSE 8000
-CMD ["gunicorn", "mycelia_ops.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"]
+CMD ["python", "-m", "mycelia_ops.serve"]

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Load OFREP bulk and single evaluation under gunicorn, side by side with a minimal Django view.
+"""Load OFREP bulk and single evaluation under the product's web server, side by side with a
+minimal Django view.
 
-    .venv/bin/python bench/flags_bench.py [--duration 10] [--connections 32] [--worker-class gthread]
+    .venv/bin/python bench/flags_bench.py [--duration 10] [--connections 32] [--server gunicorn]
 
-One run: a fresh data folder and database, migrate, seed 20 flags, start gunicorn (2 workers) on a
+One run: a fresh data folder and database, migrate, seed 20 flags, start the server (`python -m
+mycelia_ops.serve`: granian, 2 workers; or gunicorn to compare) on a
 free 127.0.0.1 port, then for each scenario a warm-up and a measured run of a load generator
 (wrk; a bounded Python asyncio+httpx loop when wrk is missing), and print requests/s, p50/p99 and
 the ratio to the baseline's requests/s. The server is always stopped at the end. See README.md.
@@ -130,28 +132,40 @@ def _free_port() -> int:
 
 
 def _start_server(
-    env: dict[str, str], port: int, workers: int, worker_class: str, threads: int, log: Path
+    env: dict[str, str], port: int, args: argparse.Namespace, log: Path
 ) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "mycelia_ops.wsgi:application",
-        "--chdir",
-        str(ROOT),
-        "--bind",
-        f"{HOST}:{port}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        worker_class,
-        "--log-level",
-        "warning",
-        "--backlog",
-        "2048",
-    ]
-    if worker_class == "gthread":
-        cmd += ["--threads", str(threads)]
+    """The product's own server (`python -m mycelia_ops.serve`, granian) by default; gunicorn's
+    sync or gthread workers with --server gunicorn, to compare."""
+    if args.server == "granian":
+        env = {
+            **env,
+            "HOST": HOST,
+            "PORT": str(port),
+            "WEB_WORKERS": str(args.workers),
+            "WEB_THREADS": str(args.threads),
+        }
+        cmd = [sys.executable, "-m", "mycelia_ops.serve"]
+    else:
+        cmd = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "mycelia_ops.wsgi:application",
+            "--chdir",
+            str(ROOT),
+            "--bind",
+            f"{HOST}:{port}",
+            "--workers",
+            str(args.workers),
+            "--worker-class",
+            args.worker_class,
+            "--log-level",
+            "warning",
+            "--backlog",
+            "2048",
+        ]
+        if args.worker_class == "gthread":
+            cmd += ["--threads", str(args.threads)]
     _log(" ".join(cmd[2:]))
     with log.open("wb") as out:
         # Its own process group, so the master and its workers can be stopped together.
@@ -186,7 +200,7 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{log.read_text()}")
+            raise SystemExit(f"the server exited:\n{log.read_text()}")
         try:
             status, _ = _post(f"{base}/bench/baseline", b"{}", {}, timeout=1)
             if status == 200:
@@ -194,7 +208,7 @@ def _wait_ready(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
         except OSError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"gunicorn did not answer within 30 s:\n{log.read_text()}")
+    raise SystemExit(f"the server did not answer within 30 s:\n{log.read_text()}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -369,9 +383,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds measured per scenario")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up per scenario")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--worker-class", choices=["gthread", "sync"], default="sync")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument(
+        "--server",
+        choices=["granian", "gunicorn"],
+        default="granian",
+        help="granian: the product's server (mycelia_ops.serve); gunicorn: to compare",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server processes")
+    parser.add_argument(
+        "--worker-class", choices=["gthread", "sync"], default="sync", help="gunicorn only"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads per process (default: 2 for granian, the product's WEB_THREADS default; "
+        "4 for gunicorn gthread)",
+    )
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--users", type=int, default=10_000, help="distinct targeting keys")
     parser.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
@@ -385,6 +413,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.duration <= 600 or not 0 <= args.warmup <= 60:
         parser.error("--duration must be 1..600 and --warmup 0..60 seconds")
+    if args.threads is None:
+        args.threads = 2 if args.server == "granian" else 4
 
     generator = _pick_generator(args.loadgen)
     load = os.getloadavg()[0]
@@ -413,8 +443,8 @@ def main(argv: list[str] | None = None) -> int:
 
         port = _free_port()
         base = f"http://{HOST}:{port}"
-        log = tmp / "gunicorn.log"
-        server = _start_server(env, port, args.workers, args.worker_class, args.threads, log)
+        log = tmp / "server.log"
+        server = _start_server(env, port, args, log)
         _wait_ready(base, server, log)
 
         scenarios = [
@@ -457,9 +487,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    server_desc = f"gunicorn {args.workers} {args.worker_class} workers" + (
-        f" x {args.threads} threads" if args.worker_class == "gthread" else ""
-    )
+    if args.server == "granian":
+        server_desc = f"granian (mycelia_ops.serve) {args.workers} workers x {args.threads} thread"
+        server_desc += "s" if args.threads != 1 else ""
+    else:
+        server_desc = f"gunicorn {args.workers} {args.worker_class} workers" + (
+            f" x {args.threads} threads" if args.worker_class == "gthread" else ""
+        )
     print(
         f"\n{server_desc}; {generator} {args.connections} connections"
         + (f", {args.wrk_threads} threads" if generator == "wrk" else "")

@@ -159,19 +159,90 @@ def context_validate(context: Any) -> str | None:
     return None
 
 
-def context_free_resolution(definition: FlagDefinition) -> Resolution | None:
-    """The resolution `evaluate` gives this definition for every valid context, or None when
-    the answer depends on the context (targeting rules, or a rollout strictly between 0 and
-    100%). Lets callers work an answer out once per definition rather than once per request."""
+# What evaluation decides for a known flag and a valid context, before it is dressed as a
+# Resolution. A flag has only these few outcomes, so callers that serve many contexts can
+# remember each outcome's serialised answer instead of building it per request.
+Outcome = tuple[str, int]
+DISABLED: Outcome = ("disabled", 0)
+FALLTHROUGH_ON: Outcome = ("on", 0)  # no rule matched; rolled out to everyone
+FALLTHROUGH_OFF: Outcome = ("off", 0)  # no rule matched; rolled out to no one
+SPLIT_IN: Outcome = ("split", 1)
+SPLIT_OUT: Outcome = ("split", 0)
+KEY_MISSING: Outcome = ("key-missing", 0)  # a partial rollout without a targetingKey
+
+
+def rule_matched(index: int) -> Outcome:
+    return ("rule", index)
+
+
+def decide(definition: FlagDefinition, context: dict[str, Any]) -> Outcome:
+    """The outcome for a known flag and a context that context_validate accepted."""
     if not definition.enabled:
-        return Resolution(definition.key, value=False, reason=Reason.DISABLED)
-    if definition.rules:
+        return DISABLED
+    for index, rule in enumerate(definition.rules):
+        if _rule_matches(rule, context):
+            return rule_matched(index)
+    percentage = definition.rollout_percentage
+    if percentage >= 100:
+        return FALLTHROUGH_ON
+    if percentage <= 0:
+        return FALLTHROUGH_OFF
+    targeting_key = context.get("targetingKey")
+    if not targeting_key:
+        return KEY_MISSING
+    return SPLIT_IN if in_rollout(definition.key, targeting_key, percentage) else SPLIT_OUT
+
+
+def context_free_outcome(definition: FlagDefinition) -> Outcome | None:
+    """The outcome `decide` gives this definition for every valid context, or None when it
+    depends on the context (targeting rules, or a rollout strictly between 0 and 100%)."""
+    if not definition.enabled:
+        return DISABLED
+    if definition.rules or 0 < definition.rollout_percentage < 100:
         return None
-    if definition.rollout_percentage >= 100:
-        return Resolution(definition.key, value=True, reason=Reason.STATIC)
-    if definition.rollout_percentage <= 0:
-        return Resolution(definition.key, value=False, reason=Reason.DEFAULT)
-    return None
+    return FALLTHROUGH_ON if definition.rollout_percentage >= 100 else FALLTHROUGH_OFF
+
+
+def resolution_of(definition: FlagDefinition, outcome: Outcome) -> Resolution:
+    key = definition.key
+    kind, detail = outcome
+    if kind == "disabled":
+        return Resolution(key, value=False, reason=Reason.DISABLED)
+    if kind == "rule":
+        rule = definition.rules[detail]
+        return Resolution(
+            key,
+            value=bool(rule.get("variant", True)),
+            reason=Reason.TARGETING_MATCH,
+            metadata={"rule": detail},
+        )
+    if kind == "on":
+        return Resolution(
+            key, value=True, reason=Reason.DEFAULT if definition.rules else Reason.STATIC
+        )
+    if kind == "off":
+        return Resolution(key, value=False, reason=Reason.DEFAULT)
+    if kind == "split":
+        return Resolution(key, value=bool(detail), reason=Reason.SPLIT)
+    return Resolution(
+        key,
+        error_code=ErrorCode.TARGETING_KEY_MISSING,
+        error_details=(
+            f"Flag '{key}' is rolled out to {definition.rollout_percentage}%: "
+            "send a 'targetingKey'."
+        ),
+    )
+
+
+def evaluation_failed(key: str) -> Resolution:
+    """The answer when a stored definition cannot be evaluated (GENERAL)."""
+    return Resolution(key, error_code=ErrorCode.GENERAL, error_details="Evaluation failed.")
+
+
+def context_free_resolution(definition: FlagDefinition) -> Resolution | None:
+    """The resolution `evaluate` gives this definition for every valid context, or None."""
+    outcome = context_free_outcome(definition)
+    return None if outcome is None else resolution_of(definition, outcome)
 
 
 def evaluate(definition: FlagDefinition | None, context: Any, *, key: str = "") -> Resolution:
@@ -183,28 +254,4 @@ def evaluate(definition: FlagDefinition | None, context: Any, *, key: str = "") 
     problem = context_validate(context)
     if problem:
         return Resolution(key, error_code=ErrorCode.INVALID_CONTEXT, error_details=problem)
-    if not definition.enabled:
-        return Resolution(key, value=False, reason=Reason.DISABLED)
-    for index, rule in enumerate(definition.rules):
-        if _rule_matches(rule, context):
-            return Resolution(
-                key,
-                value=bool(rule.get("variant", True)),
-                reason=Reason.TARGETING_MATCH,
-                metadata={"rule": index},
-            )
-    percentage = definition.rollout_percentage
-    if percentage >= 100:
-        return Resolution(
-            key, value=True, reason=Reason.DEFAULT if definition.rules else Reason.STATIC
-        )
-    if percentage <= 0:
-        return Resolution(key, value=False, reason=Reason.DEFAULT)
-    targeting_key = context.get("targetingKey")
-    if not targeting_key:
-        return Resolution(
-            key,
-            error_code=ErrorCode.TARGETING_KEY_MISSING,
-            error_details=f"Flag '{key}' is rolled out to {percentage}%: send a 'targetingKey'.",
-        )
-    return Resolution(key, value=in_rollout(key, targeting_key, percentage), reason=Reason.SPLIT)
+    return resolution_of(definition, decide(definition, context))

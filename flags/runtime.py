@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -19,10 +20,18 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from flags.evaluation import FlagDefinition, Resolution, context_free_resolution
+from flags.evaluation import (
+    KEY_MISSING,
+    FlagDefinition,
+    Outcome,
+    context_free_outcome,
+    decide,
+    evaluation_failed,
+    resolution_of,
+)
 from flags.models import ApiToken, FlagEvaluationCount, FlagRevision, FlagState
 
-SERIALISED_MAX = 10_000  # per environment and revision; past it, answers are serialised each time
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,43 +40,63 @@ class EnvironmentFlags:
 
     by_key: dict[str, FlagDefinition]
     # Sorted by key. Each with the OFREP JSON of its answer when that is the same for every
-    # valid context (off, or on for everyone or no one), else None: evaluate per request.
+    # valid context (off, or on for everyone or no one), else None: decide per request.
     ordered: tuple[tuple[FlagDefinition, str | None], ...] = ()
+    # (flag id, environment id) of each flag in `ordered`: what a bulk evaluation counts when
+    # none of its answers is an error.
+    counted: tuple[tuple[int, int], ...] = ()
 
-    # OFREP JSON of the resolutions seen so far: a flag has only a few possible answers (a
-    # variant per rule, in or out of its rollout, a missing key), so each is serialised once.
-    _serialised: dict[tuple[Any, ...], str] = field(default_factory=dict, compare=False)
+    # The OFREP JSON of each (flag, outcome) seen so far: a flag has only a few outcomes (a
+    # rule matched, in or out of its rollout, a missing key), so each is serialised once.
+    _fragments: dict[tuple[str, Outcome], str] = field(default_factory=dict, compare=False)
 
-    def serialise(self, resolution: Resolution) -> str:
-        """json.dumps(resolution.as_ofrep()), remembered for this revision."""
-        try:
-            memo_key = (
-                resolution.key,
-                resolution.value,
-                resolution.reason,
-                resolution.error_code,
-                resolution.error_details,
-                tuple(resolution.metadata.items()),
-            )
-            hash(memo_key)
-        except TypeError:  # metadata that cannot be a key: just serialise it
-            return json.dumps(resolution.as_ofrep())
-        fragment = self._serialised.get(memo_key)
+    def fragment(self, definition: FlagDefinition, outcome: Outcome) -> str:
+        """json.dumps(resolution_of(definition, outcome).as_ofrep()), remembered."""
+        memo_key = (definition.key, outcome)
+        fragment = self._fragments.get(memo_key)
         if fragment is None:
-            fragment = json.dumps(resolution.as_ofrep())
-            if len(self._serialised) < SERIALISED_MAX:
-                self._serialised[memo_key] = fragment
+            fragment = json.dumps(resolution_of(definition, outcome).as_ofrep())
+            self._fragments[memo_key] = fragment
         return fragment
+
+    def bulk_answers(self, context: dict[str, Any]) -> tuple[list[str], list[tuple[int, int]]]:
+        """Every flag's OFREP JSON for a valid context, in key order, and the (flag id,
+        environment id) pairs to count: those whose answer is not an error."""
+        parts: list[str] = []
+        failed: list[int] = []
+        for position, (definition, fragment) in enumerate(self.ordered):
+            if fragment is None:
+                try:
+                    outcome = decide(definition, context)
+                except Exception:  # a malformed stored rule must not take the endpoint down
+                    logger.exception("Evaluating flag %s failed", definition.key)
+                    fragment = json.dumps(evaluation_failed(definition.key).as_ofrep())
+                    failed.append(position)
+                else:
+                    fragment = self.fragment(definition, outcome)
+                    if outcome == KEY_MISSING:
+                        failed.append(position)
+            parts.append(fragment)
+        if not failed:
+            return parts, list(self.counted)
+        return parts, [pair for i, pair in enumerate(self.counted) if i not in failed]
 
     @classmethod
     def build(cls, by_key: dict[str, FlagDefinition]) -> EnvironmentFlags:
+        flags = cls(by_key=by_key)
         ordered = []
         for key in sorted(by_key):
             definition = by_key[key]
-            resolution = context_free_resolution(definition)
-            fragment = None if resolution is None else json.dumps(resolution.as_ofrep())
-            ordered.append((definition, fragment))
-        return cls(by_key=by_key, ordered=tuple(ordered))
+            outcome = context_free_outcome(definition)
+            ordered.append(
+                (definition, None if outcome is None else flags.fragment(definition, outcome))
+            )
+        return cls(
+            by_key=by_key,
+            ordered=tuple(ordered),
+            counted=tuple((d.flag_id, d.environment_id) for d, _ in ordered),
+            _fragments=flags._fragments,
+        )
 
 
 NO_FLAGS = EnvironmentFlags(by_key={})
@@ -148,55 +177,76 @@ def _hour(moment: datetime) -> datetime:
 
 class EvaluationCounter:
     """Counts per (flag, environment, hour) in memory; flushes when the buffer holds
-    FLAGS_COUNTS_FLUSH_ENTRIES keys or is FLAGS_COUNTS_FLUSH_SECONDS old, and on demand."""
+    FLAGS_COUNTS_FLUSH_ENTRIES keys or is FLAGS_COUNTS_FLUSH_SECONDS old, and on demand.
+
+    The buffer is keyed by the whole group of flags one request evaluated: a bulk evaluation of
+    every flag costs one increment, not one per flag. Groups are spread into per-flag counts
+    when read or flushed."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buffer: Counter[tuple[int, int, datetime]] = Counter()
+        self._buffer: Counter[tuple[tuple[tuple[int, int], ...], datetime]] = Counter()
+        self._size = 0  # per-flag entries the buffer holds, groups spread out
         self._since = time.monotonic()
 
     def record(self, flag_id: int, environment_id: int, n: int = 1) -> None:
-        self.record_many([(flag_id, environment_id)], n)
+        self.record_many(((flag_id, environment_id),), n)
 
     def record_many(self, flags: Iterable[tuple[int, int]], n: int = 1) -> None:
-        """Count one evaluation (or n) of each (flag id, environment id): one lock for a bulk."""
+        """Count one evaluation (or n) of each (flag id, environment id)."""
+        group = flags if isinstance(flags, tuple) else tuple(flags)
+        if not group:
+            return
         hour = _hour(timezone.now())
         with self._lock:
             if not self._buffer:
                 self._since = time.monotonic()  # age counts from the oldest buffered entry
-            for flag_id, environment_id in flags:
-                self._buffer[(flag_id, environment_id, hour)] += n
-            due = len(self._buffer) >= getattr(
-                settings, "FLAGS_COUNTS_FLUSH_ENTRIES", 500
-            ) or time.monotonic() - self._since >= getattr(
-                settings, "FLAGS_COUNTS_FLUSH_SECONDS", 60
-            )
-        if due:
+            key = (group, hour)
+            if key not in self._buffer:
+                self._size += len(group)
+            self._buffer[key] += n
+            size, since = self._size, self._since
+        if size >= getattr(settings, "FLAGS_COUNTS_FLUSH_ENTRIES", 500) or (
+            time.monotonic() - since >= getattr(settings, "FLAGS_COUNTS_FLUSH_SECONDS", 60)
+        ):
             self.flush()
+
+    @staticmethod
+    def _per_flag(
+        buffer: Counter[tuple[tuple[tuple[int, int], ...], datetime]],
+    ) -> Counter[tuple[int, int, datetime]]:
+        counts: Counter[tuple[int, int, datetime]] = Counter()
+        for (group, hour), n in buffer.items():
+            for flag_id, environment_id in group:
+                counts[(flag_id, environment_id, hour)] += n
+        return counts
 
     def pending(self) -> dict[tuple[int, int, datetime], int]:
         with self._lock:
-            return dict(self._buffer)
+            return dict(self._per_flag(self._buffer))
 
     def discard(self) -> None:
         """Drop what is buffered (tests start from nothing)."""
         with self._lock:
-            self._buffer = Counter()
+            self._buffer, self._size = Counter(), 0
             self._since = time.monotonic()
 
     def flush(self) -> int:
-        """Add the buffered counts to the table; returns how many rows it touched."""
+        """Add the buffered counts to the table in one transaction; returns how many rows it
+        touched."""
         with self._lock:
-            taken, self._buffer = self._buffer, Counter()
+            taken, self._buffer, self._size = self._buffer, Counter(), 0
             self._since = time.monotonic()
         written = 0
-        for (flag_id, environment_id, hour), n in taken.items():
-            try:
-                _count_add(flag_id, environment_id, hour, n)
-                written += 1
-            except IntegrityError:
-                # The flag was deleted meanwhile: its counts go with it.
-                continue
+        with transaction.atomic():
+            for (flag_id, environment_id, hour), n in self._per_flag(taken).items():
+                try:
+                    with transaction.atomic():
+                        _count_add(flag_id, environment_id, hour, n)
+                    written += 1
+                except IntegrityError:
+                    # The flag was deleted meanwhile: its counts go with it.
+                    continue
         return written
 
 

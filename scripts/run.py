@@ -48,14 +48,15 @@ def main() -> int:
             str(BIN / "celery"), "-A", "mycelia_ops", "beat", "-l", "warning",
             "-s", str(ROOT / "data" / "celerybeat-schedule"),
         ],
-        "web": [
-            str(BIN / "gunicorn"), "mycelia_ops.wsgi", "--bind", f"127.0.0.1:{port}",
-            "--workers", "2", "--threads", "4", "--access-logfile", "-",
-        ],
+        # The production server (mycelia_ops.serve), on this machine only, logging each request.
+        "web": [sys.executable, "-m", "mycelia_ops.serve"],
     }  # fmt: skip
+    web_env = {"HOST": "127.0.0.1", "PORT": port, "WEB_ACCESS_LOG": "true"}
     running: dict[str, subprocess.Popen] = {}
     for name, argv in processes.items():
-        running[name] = subprocess.Popen(argv, cwd=ROOT, env=env)
+        running[name] = subprocess.Popen(
+            argv, cwd=ROOT, env={**env, **web_env} if name == "web" else env
+        )
 
     time.sleep(2)
     print("\n" + "=" * 64)

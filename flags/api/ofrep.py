@@ -28,6 +28,7 @@ from flags.evaluation import (
     Resolution,
     context_validate,
     evaluate,
+    evaluation_failed,
 )
 from flags.models import ApiTokenScope, FlagEnvironment
 
@@ -98,25 +99,9 @@ def _resolve(definition: FlagDefinition | None, context: dict[str, Any], key: st
         resolution = evaluate(definition, context, key=key)
     except Exception:  # a malformed stored rule must not take the endpoint down
         logger.exception("Evaluating flag %s failed", key)
-        return Resolution(key, error_code=ErrorCode.GENERAL, error_details="Evaluation failed.")
+        return evaluation_failed(key)
     if definition is not None and not resolution.is_error:
         runtime.counter.record(definition.flag_id, definition.environment_id)
-    return resolution
-
-
-def _resolve_quietly(
-    definition: FlagDefinition, context: dict[str, Any], counted: list[tuple[int, int]]
-) -> Resolution:
-    """_resolve without counting: the caller counts a whole bulk at once."""
-    try:
-        resolution = evaluate(definition, context, key=definition.key)
-    except Exception:  # a malformed stored rule must not take the endpoint down
-        logger.exception("Evaluating flag %s failed", definition.key)
-        return Resolution(
-            definition.key, error_code=ErrorCode.GENERAL, error_details="Evaluation failed."
-        )
-    if not resolution.is_error:
-        counted.append((definition.flag_id, definition.environment_id))
     return resolution
 
 
@@ -172,20 +157,13 @@ def evaluate_flags(request: HttpRequest) -> HttpResponse:
         return _no_environment()
     revision, flags = runtime.definitions.environment(environment.pk)
     etag = _etag(revision, environment.pk, context)
-    if _etag_matches(request.headers.get("If-None-Match", ""), etag):
+    if _etag_matches(request.META.get("HTTP_IF_NONE_MATCH", ""), etag):
         response = HttpResponse(status=304)
         response["ETag"] = etag
         return response
-    # The same bytes JsonResponse({"flags": [...]}) would write, with the answers that hold for
-    # every context serialised once per revision rather than once per request.
-    parts: list[str] = []
-    counted: list[tuple[int, int]] = []
-    for definition, fragment in flags.ordered:
-        if fragment is None:
-            fragment = flags.serialise(_resolve_quietly(definition, context, counted))
-        else:
-            counted.append((definition.flag_id, definition.environment_id))
-        parts.append(fragment)
+    # The same bytes JsonResponse({"flags": [...]}) would write, each answer serialised once per
+    # revision rather than once per request.
+    parts, counted = flags.bulk_answers(context)
     runtime.counter.record_many(counted)
     response = HttpResponse(
         '{"flags": [' + ", ".join(parts) + "]}", content_type="application/json"
