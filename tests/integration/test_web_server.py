@@ -45,6 +45,8 @@ class WebServer:
             stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         wait_for(self._answers, timeout=30)
+        # Both processes up (one answering is not enough: a flip must reach each of them)
+        wait_for(lambda: self.log_path.read_text().count("Started worker-") == 2, timeout=30)
 
     def _answers(self) -> bool:
         if self.proc.poll() is not None:
@@ -56,7 +58,8 @@ class WebServer:
 
     def stop(self) -> int:
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            # To the main process only, as Docker or a process manager sends it
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -144,7 +147,7 @@ def test_serve__flip__every_process_answers_the_new_state_within_a_second(web, p
 def test_serve__sigterm__stops_cleanly(tmp_path, db):
     server = WebServer(tmp_path)
     started = time.monotonic()
-    assert server.stop() == 0
+    assert server.stop() == 0, server.log_path.read_text()
     assert time.monotonic() - started < 15
 
 
