@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from comms.views import messages, status
+from comms.views import channels, messages, status
 
 app_name = "comms"
 urlpatterns = [
@@ -28,6 +28,14 @@ urlpatterns = [
     path("comms/messages/<int:message_id>/", messages.message_detail, name="message_detail"),
     path("comms/messages/<int:message_id>/edit", messages.message_edit, name="message_edit"),
     path("comms/messages/<int:message_id>/send", messages.message_send, name="message_send"),
+    path("comms/channels/", channels.channel_list, name="channel_list"),
+    path("comms/channels/new", channels.channel_new, name="channel_new"),
+    path("comms/channels/<int:channel_id>/edit", channels.channel_edit, name="channel_edit"),
+    path(
+        "comms/channels/<int:channel_id>/enabled",
+        channels.channel_enabled,
+        name="channel_enabled",
+    ),
     path(
         "comms/deliveries/<int:delivery_id>/retry",
         messages.delivery_retry,

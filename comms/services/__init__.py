@@ -46,6 +46,14 @@ status_health_refresh(*, environments: list[dict]) -> dict[str, str]
     environments: [{"key", "name", "status_url", "timeout"}]; fetched with httpx. The task
     comms.tasks.status_health_refresh_task(environments) takes the same list.
 subscriber_subscribe / subscriber_confirm / subscriber_unsubscribe    (status page forms)
+channel_save(*, channel: Channel | None, data: dict, by) -> Channel
+    Create (channel=None) or update a channel; data keys: audience (key), name, kind
+    (email | webhook), recipients, to_subscribers, url, secret_header_name,
+    secret_header_value, environment_keys (list of str), and enabled on create. A key left out
+    keeps the current value. Raises InvalidInput naming the problem. Recorded as
+    channel_created / channel_updated (changed field names; never the secret's value).
+channel_set_enabled(*, channel: Channel, enabled: bool, by) -> bool
+    False, and nothing recorded, when the channel already was in that state.
 comms_seed() -> dict    audiences, the six templates and the subscribers' channel; idempotent
     (also `python manage.py comms_seed`).
 
@@ -57,6 +65,7 @@ from __future__ import annotations
 
 from comms.exceptions import CommsError, Conflict, InvalidInput, NotFound
 from comms.services._outgoing import site_url
+from comms.services.channels import channel_save, channel_set_enabled
 from comms.services.deliveries import (
     DeliveryOutcome,
     deliveries_sweep,
@@ -100,6 +109,8 @@ __all__ = [
     "DeliveryOutcome",
     "InvalidInput",
     "NotFound",
+    "channel_save",
+    "channel_set_enabled",
     "comms_seed",
     "component_status_for",
     "deliveries_sweep",

@@ -94,6 +94,19 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryOutcome:
         event_record(kind="delivery_claimed", subject=delivery, upgrade_id=delivery.message.upgrade_id,
                      from_state=DeliveryStatus.QUEUED, to_state=DeliveryStatus.SENDING,
                      detail={"attempt": delivery.attempts})  # fmt: skip
+        if not delivery.channel.enabled:
+            # Switched off after this was queued: not sent, kept as failed so it can be retried
+            # once the channel is back on.
+            error = f"Not sent: the channel “{delivery.channel.name}” was switched off."
+            Delivery.objects.filter(pk=delivery_id).update(
+                status=DeliveryStatus.FAILED, last_error=error
+            )
+            event_record(kind="delivery_failed", subject=delivery,
+                         upgrade_id=delivery.message.upgrade_id, from_state=DeliveryStatus.SENDING,
+                         to_state=DeliveryStatus.FAILED,
+                         detail={"attempt": delivery.attempts, "error": error})  # fmt: skip
+            message_status_refresh(message_id=delivery.message_id)
+            return DeliveryOutcome(DeliveryStatus.FAILED, error=error)
     error = ""
     try:
         _deliver(delivery)
