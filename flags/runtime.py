@@ -59,7 +59,9 @@ class EnvironmentFlags:
             self._fragments[memo_key] = fragment
         return fragment
 
-    def bulk_answers(self, context: dict[str, Any]) -> tuple[list[str], list[tuple[int, int]]]:
+    def bulk_answers(
+        self, context: dict[str, Any]
+    ) -> tuple[list[str], tuple[tuple[int, int], ...]]:
         """Every flag's OFREP JSON for a valid context, in key order, and the (flag id,
         environment id) pairs to count: those whose answer is not an error."""
         parts: list[str] = []
@@ -78,8 +80,8 @@ class EnvironmentFlags:
                         failed.append(position)
             parts.append(fragment)
         if not failed:
-            return parts, list(self.counted)
-        return parts, [pair for i, pair in enumerate(self.counted) if i not in failed]
+            return parts, self.counted  # the same tuple each time: the counter's key as it is
+        return parts, tuple(pair for i, pair in enumerate(self.counted) if i not in failed)
 
     @classmethod
     def build(cls, by_key: dict[str, FlagDefinition]) -> EnvironmentFlags:
