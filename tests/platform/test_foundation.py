@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -135,3 +136,36 @@ def test_admin__staff_user__sees_upgrades_read_only(client, db):
     client.force_login(admin)
     assert client.get("/admin/upgrades/upgradeevent/").status_code == 200
     assert client.get("/admin/upgrades/upgradeevent/add/").status_code == 403
+
+
+def test_seed_demo__flags_in_the_demo_environments__created_once_and_left_as_people_set_them(
+    db, tmp_path, settings
+):
+    from django.core.management import call_command
+
+    from flags import services as flag_services
+    from flags.models import Flag, FlagEvent, FlagState, Via
+
+    settings.DATA_DIR = tmp_path
+    call_command("seed", "--demo", stdout=io.StringIO())
+    states = {
+        (s.flag.key, s.environment.key): (s.enabled, s.rollout_percentage)
+        for s in FlagState.objects.select_related("flag", "environment")
+    }
+    assert states[("new-checkout", "staging")] == (True, 100)
+    assert states[("new-checkout", "production")] == (False, 100)
+    assert states[("search-v2", "production")] == (True, 25)
+    # Every demo change is on the flag's history like any other
+    assert FlagEvent.objects.filter(flag__key="new-checkout", reason="Demo data").exists()
+
+    # When someone switches a demo flag off and the seed runs again, it stays off
+    production = FlagState.objects.get(flag__key="dark-mode", environment__key="production")
+    flag_services.flag_set_state(
+        flag=production.flag, environment=production.environment, on=False, by=None, via=Via.UI
+    )
+    out = io.StringIO()
+    call_command("seed", "--demo", stdout=out)
+    production.refresh_from_db()
+    assert not production.enabled
+    assert Flag.objects.filter(key="dark-mode").count() == 1
+    assert "Demo flags:" not in out.getvalue()

@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
 from comms import services as comms_services
+from flags.demo import demo_flags_seed
 from mycelia_ops.roles import RELEASE_MANAGERS, STAKEHOLDERS
 from upgrades.demo import demo_environment_configure
 from upgrades.models import Environment, EnvironmentKind
@@ -71,6 +72,9 @@ class Command(BaseCommand):
             user.groups.add(Group.objects.get_or_create(name=group)[0])
         credentials_file.write_text(json.dumps(credentials, indent=2))
         credentials_file.chmod(0o600)
+        created = demo_flags_seed(by=None)
         self.stdout.write("Demo environments: staging, production → " + demo_url)
+        if created:
+            self.stdout.write("Demo flags: " + ", ".join(created))
         for username, group, _ in DEMO_ACCOUNTS:
             self.stdout.write(f"  login {username} / {credentials[username]}  ({group})")
