@@ -3,7 +3,8 @@
 Flag evaluation (OFREP) is the one hot path that Mycelia's services call on every request, and it
 authenticates with its own Bearer tokens: it needs none of the session, sign-in, CSRF, messages
 or htmx middleware that the pages use. Those requests go to a second Django handler built with a
-lean middleware stack; everything else goes through the full one.
+lean middleware stack, and the plain evaluation POSTs skip Django's request handling altogether
+(flags/api/ofrep_wsgi.py); everything else goes through the full one.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ class LeanHandler(WSGIHandler):
 
 
 pages = get_wsgi_application()
-lean = LeanHandler()
+lean_django = LeanHandler()
+# The plain OFREP POST skips Django altogether; the rest of /ofrep/ goes to the lean handler.
+from flags.api.ofrep_wsgi import ofrep_fast_path  # noqa: E402  (needs django.setup() first)
+
+lean = ofrep_fast_path(lean_django)
 
 
 def application(environ, start_response):

@@ -15,11 +15,31 @@ from mycelia_ops.roles import is_viewer
 
 def bearer_token(request: HttpRequest) -> str | None:
     # META rather than request.headers: that builds a dict of every header, on the hot path.
-    header = request.META.get("HTTP_AUTHORIZATION", "")
+    return bearer_from_header(request.META.get("HTTP_AUTHORIZATION", ""))
+
+
+def bearer_from_header(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
     return value.strip()
+
+
+def token_check(
+    plaintext: str | None, *, evaluation_allowed: bool
+) -> tuple[ApiToken | None, int, str]:
+    """(the live token, 200, "") when it may call the endpoint, else (None, 401 or 403, why)."""
+    if plaintext is None:
+        return None, 401, "Send an API token: 'Authorization: Bearer <token>'."
+    token = api_token_authenticate(plaintext=plaintext)
+    if token is None:
+        return None, 401, "The API token is unknown or revoked."
+    if token.scope == ApiTokenScope.EVALUATION and not evaluation_allowed:
+        return None, 403, "An evaluation token may only call the OFREP endpoints."
+    if not is_viewer(token.user):
+        return None, 403, "The token's user needs the Release managers or Stakeholders role."
+    return token, 200, ""
 
 
 def token_required(
@@ -31,22 +51,11 @@ def token_required(
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            plaintext = bearer_token(request)
-            if plaintext is None:
-                return _deny(401, "Send an API token: 'Authorization: Bearer <token>'.", error_body)
-            token = api_token_authenticate(plaintext=plaintext)
+            token, status, problem = token_check(
+                bearer_token(request), evaluation_allowed=evaluation_allowed
+            )
             if token is None:
-                return _deny(401, "The API token is unknown or revoked.", error_body)
-            if token.scope == ApiTokenScope.EVALUATION and not evaluation_allowed:
-                return _deny(
-                    403, "An evaluation token may only call the OFREP endpoints.", error_body
-                )
-            if not is_viewer(token.user):
-                return _deny(
-                    403,
-                    "The token's user needs the Release managers or Stakeholders role.",
-                    error_body,
-                )
+                return _deny(status, problem, error_body)
             request.api_token = token
             request.user = token.user
             return view(request, *args, **kwargs)

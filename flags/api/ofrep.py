@@ -3,6 +3,10 @@
 Follows open-feature/protocol service/openapi.yaml: body {"context": {...}}; single answers
 {key, value, reason, variant, metadata} or {key, errorCode, errorDetails} with 400/404/500;
 bulk answers {"flags": [...]} with an ETag, and 304 when If-None-Match matches it.
+
+The work is done on plain values (the Authorization and If-None-Match headers, the body) and
+returns an Answer, so that two thin adapters serve it: the Django views below, and the WSGI
+fast path in flags/api/ofrep_wsgi.py that Mycelia's services hit on every request of theirs.
 """
 
 from __future__ import annotations
@@ -10,16 +14,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
-from functools import wraps
+from dataclasses import dataclass
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from flags import runtime
-from flags.api.auth import bearer_token, token_of, token_required
+from flags.api.auth import bearer_from_header, token_check
 from flags.api.management import default_environment_key
 from flags.evaluation import (
     ERROR_STATUS,
@@ -30,38 +33,43 @@ from flags.evaluation import (
     evaluate,
     evaluation_failed,
 )
-from flags.models import ApiTokenScope, FlagEnvironment
+from flags.models import ApiToken, ApiTokenScope, FlagEnvironment
 
 logger = logging.getLogger(__name__)
 
-
-def _ofrep_error(message: str) -> dict[str, Any]:
-    return {"errorCode": ErrorCode.GENERAL, "errorDetails": message}
+JSON = "application/json"
 
 
-_token_checked = token_required(evaluation_allowed=True, error_body=_ofrep_error)
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
 
 
-def ofrep_token_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """The API's token check (401/403 and their bodies), skipped for a second or so after a
-    token passed it: see runtime.TokenCache. Evaluation clients call in a steady stream."""
-    checked_view = _token_checked(view)
+def _json(status: int, data: dict[str, Any], *headers: tuple[str, str]) -> Answer:
+    # The bytes JsonResponse would write for these plain values.
+    return Answer(status, json.dumps(data).encode(), headers)
 
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        plaintext = bearer_token(request)
-        token = runtime.tokens.get(plaintext) if plaintext else None
-        if token is None:
-            response = checked_view(request, *args, **kwargs)
-            passed = getattr(request, "api_token", None)  # set only once every check passed
-            if plaintext and passed is not None:
-                runtime.tokens.put(plaintext, passed)
-            return response
-        request.api_token = token
-        request.user = token.user
-        return view(request, *args, **kwargs)
 
-    return wrapped
+# ---------------------------------------------------------------------------------------------
+# The steps every evaluation takes
+
+
+def authenticate(authorization: str) -> ApiToken | Answer:
+    """The token, or the 401/403 Answer. A token that passed every check is trusted for a
+    second or so (runtime.TokenCache): evaluation clients call in a steady stream."""
+    plaintext = bearer_from_header(authorization)
+    if plaintext:
+        cached = runtime.tokens.get(plaintext)
+        if cached is not None:
+            return cached
+    token, status, problem = token_check(plaintext, evaluation_allowed=True)
+    if token is None:
+        headers = (("WWW-Authenticate", 'Bearer realm="mycelia-ops"'),) if status == 401 else ()
+        return _json(status, {"errorCode": ErrorCode.GENERAL, "errorDetails": problem}, *headers)
+    runtime.tokens.put(plaintext, token)
+    return token
 
 
 class _BadBody(Exception):
@@ -71,27 +79,32 @@ class _BadBody(Exception):
         self.details = details
 
 
-def _context(request: HttpRequest) -> dict[str, Any]:
+def _context(body: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(request.body or b"{}")
+        parsed = json.loads(body or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise _BadBody(
             ErrorCode.PARSE_ERROR, f"The request body is not valid JSON: {exc}."
         ) from exc
-    if not isinstance(body, dict):
+    if not isinstance(parsed, dict):
         raise _BadBody(ErrorCode.PARSE_ERROR, 'The request body must be {"context": {...}}.')
-    context = body.get("context", {})
+    context = parsed.get("context", {})
     problem = context_validate(context)
     if problem:
         raise _BadBody(ErrorCode.INVALID_CONTEXT, problem)
     return context
 
 
-def _environment(request: HttpRequest) -> FlagEnvironment | None:
-    token = token_of(request)
+def _environment(token: ApiToken) -> FlagEnvironment | None:
     if token.scope == ApiTokenScope.EVALUATION:
         return token.environment
     return FlagEnvironment.objects.filter(key=default_environment_key()).first()
+
+
+def _no_environment() -> Answer:
+    return _json(
+        500, {"errorDetails": f"The environment '{default_environment_key()}' is not configured."}
+    )
 
 
 def _resolve(definition: FlagDefinition | None, context: dict[str, Any], key: str) -> Resolution:
@@ -105,34 +118,6 @@ def _resolve(definition: FlagDefinition | None, context: dict[str, Any], key: st
     return resolution
 
 
-def _no_environment() -> JsonResponse:
-    return JsonResponse(
-        {"errorDetails": f"The environment '{default_environment_key()}' is not configured."},
-        status=500,
-    )
-
-
-@csrf_exempt
-@require_POST
-@ofrep_token_required
-def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
-    try:
-        context = _context(request)
-    except _BadBody as exc:
-        return JsonResponse(
-            {"key": key, "errorCode": exc.code, "errorDetails": exc.details}, status=400
-        )
-    environment = _environment(request)
-    if environment is None:
-        return _no_environment()
-    _revision, definitions = runtime.definitions.definitions(environment.pk)
-    resolution = _resolve(definitions.get(key), context, key)
-    if resolution.error_code == ErrorCode.GENERAL:
-        return JsonResponse({"errorDetails": resolution.error_details}, status=500)
-    status = ERROR_STATUS[resolution.error_code] if resolution.is_error else 200
-    return JsonResponse(resolution.as_ofrep(), status=status)
-
-
 def _etag(revision: str, environment_id: int, context: dict[str, Any]) -> str:
     # The answer depends on the definitions, the environment and the context: so does the tag.
     material = json.dumps([revision, environment_id, context], sort_keys=True, default=str)
@@ -144,29 +129,79 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or any(c.removeprefix("W/") == etag for c in candidates)
 
 
-@csrf_exempt
-@require_POST
-@ofrep_token_required
-def evaluate_flags(request: HttpRequest) -> HttpResponse:
+# ---------------------------------------------------------------------------------------------
+# The two evaluations
+
+
+def evaluate_single(*, authorization: str, key: str, body: bytes) -> Answer:
+    token = authenticate(authorization)
+    if isinstance(token, Answer):
+        return token
     try:
-        context = _context(request)
+        context = _context(body)
     except _BadBody as exc:
-        return JsonResponse({"errorCode": exc.code, "errorDetails": exc.details}, status=400)
-    environment = _environment(request)
+        return _json(400, {"key": key, "errorCode": exc.code, "errorDetails": exc.details})
+    environment = _environment(token)
+    if environment is None:
+        return _no_environment()
+    _revision, definitions = runtime.definitions.definitions(environment.pk)
+    resolution = _resolve(definitions.get(key), context, key)
+    if resolution.error_code == ErrorCode.GENERAL:
+        return _json(500, {"errorDetails": resolution.error_details})
+    status = ERROR_STATUS[resolution.error_code] if resolution.is_error else 200
+    return _json(status, resolution.as_ofrep())
+
+
+def evaluate_bulk(*, authorization: str, if_none_match: str, body: bytes) -> Answer:
+    token = authenticate(authorization)
+    if isinstance(token, Answer):
+        return token
+    try:
+        context = _context(body)
+    except _BadBody as exc:
+        return _json(400, {"errorCode": exc.code, "errorDetails": exc.details})
+    environment = _environment(token)
     if environment is None:
         return _no_environment()
     revision, flags = runtime.definitions.environment(environment.pk)
     etag = _etag(revision, environment.pk, context)
-    if _etag_matches(request.META.get("HTTP_IF_NONE_MATCH", ""), etag):
-        response = HttpResponse(status=304)
-        response["ETag"] = etag
-        return response
+    if _etag_matches(if_none_match, etag):
+        return Answer(304, b"", (("ETag", etag),))
     # The same bytes JsonResponse({"flags": [...]}) would write, each answer serialised once per
     # revision rather than once per request.
     parts, counted = flags.bulk_answers(context)
     runtime.counter.record_many(counted)
-    response = HttpResponse(
-        '{"flags": [' + ", ".join(parts) + "]}", content_type="application/json"
-    )
-    response["ETag"] = etag
+    return Answer(200, ('{"flags": [' + ", ".join(parts) + "]}").encode(), (("ETag", etag),))
+
+
+# ---------------------------------------------------------------------------------------------
+# Django views (the test client, runserver, and any request the fast path passes on)
+
+
+def _response(answer: Answer) -> HttpResponse:
+    response = HttpResponse(answer.body, status=answer.status, content_type=JSON)
+    for name, value in answer.headers:
+        response[name] = value
     return response
+
+
+@csrf_exempt
+@require_POST
+def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
+    return _response(
+        evaluate_single(
+            authorization=request.META.get("HTTP_AUTHORIZATION", ""), key=key, body=request.body
+        )
+    )
+
+
+@csrf_exempt
+@require_POST
+def evaluate_flags(request: HttpRequest) -> HttpResponse:
+    return _response(
+        evaluate_bulk(
+            authorization=request.META.get("HTTP_AUTHORIZATION", ""),
+            if_none_match=request.META.get("HTTP_IF_NONE_MATCH", ""),
+            body=request.body,
+        )
+    )
