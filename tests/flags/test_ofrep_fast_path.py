@@ -67,6 +67,22 @@ def flags_seeded(environments, manager, production):
     services.flag_set_state(flag=split, environment=production, on=True, by=manager, via=Via.UI)
 
 
+@pytest.fixture
+def django_requests(monkeypatch) -> list[dict]:
+    """The environ of every request Django's handlers build a request object for."""
+    from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
+
+    built: list[dict] = []
+
+    class CountedRequest(WSGIRequest):
+        def __init__(self, environ):
+            built.append(environ)
+            super().__init__(environ)
+
+    monkeypatch.setattr(WSGIHandler, "request_class", CountedRequest)
+    return built
+
+
 def _ctx(**context) -> bytes:
     return json.dumps({"context": context}).encode()
 
@@ -123,23 +139,13 @@ def test_fast_path__etag__304_with_the_same_tag(client, flags_seeded, manager):
     assert (slow[0], slow[2], slow[1]["ETag"]) == (304, b"", first["ETag"])
 
 
-def test_fast_path__plain_post__no_django_request_built(flags_seeded, manager, monkeypatch):
-    from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
-
-    built: list[str] = []
-
-    class CountedRequest(WSGIRequest):
-        def __init__(self, environ):
-            built.append(environ["PATH_INFO"])
-            super().__init__(environ)
-
-    monkeypatch.setattr(WSGIHandler, "request_class", CountedRequest)
+def test_fast_path__plain_post__no_django_request_built(flags_seeded, manager, django_requests):
     headers = auth(services.api_token_create(user=manager, name="t", scope=ApiTokenScope.USER)[1])
     assert _raw(BULK, _ctx(targetingKey="u1"), headers)[0] == 200
-    assert built == []
+    assert django_requests == []
     # A request that is not the plain case (no Content-Length) goes through Django
     assert _raw(BULK, b"", headers, length=False)[0] == 200
-    assert built == [BULK]
+    assert [r["PATH_INFO"] for r in django_requests] == [BULK]
 
 
 @pytest.mark.parametrize(
@@ -160,27 +166,17 @@ def test_fast_path__body_over_the_limit__django_refuses_it(flags_seeded, manager
 
 
 def test_fast_path__https_required__http_left_to_django_and_https_answered_with_hsts(
-    flags_seeded, manager, settings, monkeypatch
+    flags_seeded, manager, settings, django_requests
 ):
-    from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
-
-    built: list[str] = []
-
-    class CountedRequest(WSGIRequest):
-        def __init__(self, environ):
-            built.append(environ["wsgi.url_scheme"])
-            super().__init__(environ)
-
-    monkeypatch.setattr(WSGIHandler, "request_class", CountedRequest)
     settings.SECURE_SSL_REDIRECT = True
     settings.SECURE_HSTS_SECONDS = 3600
     headers = auth(services.api_token_create(user=manager, name="t", scope=ApiTokenScope.USER)[1])
     # Plain http: Django's SecurityMiddleware decides (it redirects when started with the setting)
     _raw(BULK, _ctx(targetingKey="u1"), headers)
-    assert built == ["http"]
+    assert [r["wsgi.url_scheme"] for r in django_requests] == ["http"]
     # https: answered here, with the HSTS header SecurityMiddleware would add
     status, response_headers, _ = _raw(BULK, _ctx(targetingKey="u1"), headers, scheme="https")
-    assert status == 200 and built == ["http"]
+    assert status == 200 and len(django_requests) == 1
     assert response_headers["Strict-Transport-Security"] == "max-age=3600"
 
 
