@@ -59,6 +59,18 @@ class EnvironmentFlags:
             self._fragments[memo_key] = fragment
         return fragment
 
+    def answer(
+        self, definition: FlagDefinition, context: dict[str, Any]
+    ) -> tuple[str, Outcome | None]:
+        """One flag's OFREP JSON for a valid context, and its outcome (None: the stored
+        definition could not be evaluated, and the JSON says so)."""
+        try:
+            outcome = decide(definition, context)
+        except Exception:  # a malformed stored rule must not take the endpoint down
+            logger.exception("Evaluating flag %s failed", definition.key)
+            return json.dumps(evaluation_failed(definition.key).as_ofrep()), None
+        return self.fragment(definition, outcome), outcome
+
     def bulk_answers(
         self, context: dict[str, Any]
     ) -> tuple[list[str], tuple[tuple[int, int], ...]]:
@@ -68,16 +80,9 @@ class EnvironmentFlags:
         failed: list[int] = []
         for position, (definition, fragment) in enumerate(self.ordered):
             if fragment is None:
-                try:
-                    outcome = decide(definition, context)
-                except Exception:  # a malformed stored rule must not take the endpoint down
-                    logger.exception("Evaluating flag %s failed", definition.key)
-                    fragment = json.dumps(evaluation_failed(definition.key).as_ofrep())
+                fragment, outcome = self.answer(definition, context)
+                if outcome is None or outcome == KEY_MISSING:
                     failed.append(position)
-                else:
-                    fragment = self.fragment(definition, outcome)
-                    if outcome == KEY_MISSING:
-                        failed.append(position)
             parts.append(fragment)
         if not failed:
             return parts, self.counted  # the same tuple each time: the counter's key as it is
@@ -88,11 +93,10 @@ class EnvironmentFlags:
         flags = cls(by_key=by_key)
         ordered = []
         for key in sorted(by_key):
-            definition = by_key[key]
-            outcome = context_free_outcome(definition)
-            ordered.append(
-                (definition, None if outcome is None else flags.fragment(definition, outcome))
-            )
+            outcome = context_free_outcome(by_key[key])
+            fragment = None if outcome is None else flags.fragment(by_key[key], outcome)
+            ordered.append((by_key[key], fragment))
+        # The answers worked out here stay remembered in the instance that serves.
         return cls(
             by_key=by_key,
             ordered=tuple(ordered),

@@ -35,7 +35,7 @@ def _channels() -> QuerySet[Channel]:
     )
 
 
-def _get_channel_for_user(request: HttpRequest, channel_id: int) -> Channel:
+def _channel_or_404(channel_id: int) -> Channel:
     # Every viewer reads every channel; the decorators turned others away.
     channel = _channels().filter(pk=channel_id).first()
     if channel is None:
@@ -155,7 +155,7 @@ def channel_new(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @release_manager_required
 def channel_edit(request: HttpRequest, channel_id: int) -> HttpResponse:
-    return _form(request, _get_channel_for_user(request, channel_id))
+    return _form(request, _channel_or_404(channel_id))
 
 
 # --- on and off ------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def channel_edit(request: HttpRequest, channel_id: int) -> HttpResponse:
 @require_POST
 @release_manager_required
 def channel_enabled(request: HttpRequest, channel_id: int) -> HttpResponse:
-    channel = _get_channel_for_user(request, channel_id)
+    channel = _channel_or_404(channel_id)
     value = request.POST.get("enabled", "")
     error = ""
     if value not in ("true", "false"):

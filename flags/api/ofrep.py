@@ -26,9 +26,8 @@ from flags.api.auth import bearer_from_header, token_check
 from flags.api.management import default_environment_key
 from flags.evaluation import (
     ERROR_STATUS,
+    KEY_MISSING,
     ErrorCode,
-    FlagDefinition,
-    Resolution,
     context_validate,
     evaluate,
     evaluation_failed,
@@ -107,17 +106,6 @@ def _no_environment() -> Answer:
     )
 
 
-def _resolve(definition: FlagDefinition | None, context: dict[str, Any], key: str) -> Resolution:
-    try:
-        resolution = evaluate(definition, context, key=key)
-    except Exception:  # a malformed stored rule must not take the endpoint down
-        logger.exception("Evaluating flag %s failed", key)
-        return evaluation_failed(key)
-    if definition is not None and not resolution.is_error:
-        runtime.counter.record(definition.flag_id, definition.environment_id)
-    return resolution
-
-
 def _etag(revision: str, environment_id: int, context: dict[str, Any]) -> str:
     # The answer depends on the definitions, the environment and the context: so does the tag.
     material = json.dumps([revision, environment_id, context], sort_keys=True, default=str)
@@ -144,12 +132,18 @@ def evaluate_single(*, authorization: str, key: str, body: bytes) -> Answer:
     environment = _environment(token)
     if environment is None:
         return _no_environment()
-    _revision, definitions = runtime.definitions.definitions(environment.pk)
-    resolution = _resolve(definitions.get(key), context, key)
-    if resolution.error_code == ErrorCode.GENERAL:
-        return _json(500, {"errorDetails": resolution.error_details})
-    status = ERROR_STATUS[resolution.error_code] if resolution.is_error else 200
-    return _json(status, resolution.as_ofrep())
+    _revision, flags = runtime.definitions.environment(environment.pk)
+    definition = flags.by_key.get(key)
+    if definition is None:
+        not_found = evaluate(None, context, key=key)
+        return _json(ERROR_STATUS[ErrorCode.FLAG_NOT_FOUND], not_found.as_ofrep())
+    fragment, outcome = flags.answer(definition, context)
+    if outcome is None:
+        return _json(500, {"errorDetails": evaluation_failed(key).error_details})
+    if outcome == KEY_MISSING:
+        return Answer(ERROR_STATUS[ErrorCode.TARGETING_KEY_MISSING], fragment.encode())
+    runtime.counter.record(definition.flag_id, definition.environment_id)
+    return Answer(200, fragment.encode())
 
 
 def evaluate_bulk(*, authorization: str, if_none_match: str, body: bytes) -> Answer:

@@ -203,3 +203,27 @@ def test_bench_baseline__post_or_get__ok_and_other_methods_refused(rf):
     assert json.loads(bench_baseline(rf.post("/")).content) == {"ok": True}
     assert bench_baseline(rf.get("/")).status_code == 200
     assert bench_baseline(rf.delete("/")).status_code == 405
+
+
+def test_malformed_stored_rule__single_500_and_bulk_entry_general__not_counted(
+    client, production, manager, manager_token
+):
+    from flags.models import FlagState
+
+    flag = services.flag_create(key="broken", by=manager, via=Via.UI)
+    services.flag_set_state(flag=flag, environment=production, on=True, by=manager, via=Via.UI)
+    # A rule no form would accept, written past the services
+    FlagState.objects.filter(flag=flag).update(rules=[{"operator": "in"}])
+    runtime.definitions.clear()
+
+    single = _post(client, SINGLE.format("broken"), {"context": {}}, manager_token)
+    bulk = _post(client, BULK, {"context": {}}, manager_token)
+
+    assert single.status_code == 500
+    assert single.json() == {"errorDetails": "Evaluation failed."}
+    assert bulk.status_code == 200
+    assert bulk.json()["flags"] == [
+        {"key": "broken", "errorCode": "GENERAL", "errorDetails": "Evaluation failed."}
+    ]
+    runtime.counter.flush()
+    assert not FlagEvaluationCount.objects.exists()
