@@ -354,3 +354,12 @@ def api_token_authenticate(*, plaintext: str) -> ApiToken | None:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def flag_availability(*, flag_key: str, environment_key: str) -> str:
+    """Why an upgrade could not switch `flag_key` in `environment_key`; "" when it can."""
+    if not Flag.objects.filter(key=flag_key).exists():
+        return f"There is no feature flag “{flag_key}”: create it on the flags page first."
+    if not FlagEnvironment.objects.filter(key=environment_key).exists():
+        return f"The flag environment “{environment_key}” does not exist."
+    return ""

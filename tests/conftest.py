@@ -96,14 +96,30 @@ def make_upgrade(playbook, staging, manager):
             "version_from": "1.4.2",
             "version_to": "1.5.0",
         }
+        if upgrade_type == "major":
+            defaults["version_to"] = "2.0.0"
         if upgrade_type == "feature_flag":
             defaults["flag_key"] = "new-checkout"
         if upgrade_type == "emergency":
             defaults["emergency_kind"] = "security_patch"
+            defaults["version_to"] = "1.4.3"
         defaults.update(kwargs)
+        if upgrade_type == "feature_flag":
+            _flag_exists(defaults["flag_key"], defaults["environment"], manager)
         return upgrade_create(upgrade_type=upgrade_type, **defaults)
 
     return make
+
+
+def _flag_exists(key: str, environment: Environment, by) -> None:
+    """A flag upgrade names a flag that exists in its environment: make it so."""
+    from flags import services as flag_services
+    from flags.models import Flag
+    from upgrades.services import environment_flags_sync
+
+    environment_flags_sync(environment=environment)
+    if not Flag.objects.filter(key=key).exists():
+        flag_services.flag_create(key=key, description=key, by=by, via="ui")
 
 
 @pytest.fixture
@@ -151,10 +167,14 @@ def set_fault(demo_mycelia, name: str, on: bool = True, **extra) -> None:
 def flag_upgrade(make_upgrade, demo_environment, manager):
     """A feature-flag upgrade of flag new-checkout (off) on the demo environment."""
     from flags import services as flag_services
+    from flags.models import Flag
     from upgrades.services import environment_flags_sync
 
     environment_flags_sync(environment=demo_environment)
-    flag_services.flag_create(key="new-checkout", description="New checkout", by=manager, via="ui")
+    if not Flag.objects.filter(key="new-checkout").exists():
+        flag_services.flag_create(
+            key="new-checkout", description="New checkout", by=manager, via="ui"
+        )
     return make_upgrade("feature_flag", environment=demo_environment, flag_key="new-checkout")
 
 

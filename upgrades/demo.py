@@ -45,25 +45,35 @@ def demo_environment_configure(
     *, environment: Environment, state_dir: Path, timeout_scale: float = 1.0
 ) -> Environment:
     """Give an environment the demo's operations (commands run without a shell), a config
-    folder to back up, and the SLO thresholds the demo's figures are held to."""
+    folder to back up, and the SLO thresholds the demo's figures are held to.
+
+    Only what is missing is added: a field left blank, an operation or a threshold with no row.
+    What exists, perhaps edited by a manager, is kept, so `make run` (which seeds on every
+    start) never undoes an edit."""
     config_dir = state_dir / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
     for name, content in DEMO_CONFIG_FILES.items():
         if not (config_dir / name).exists():
             (config_dir / name).write_text(content)
-    environment.working_directory = str(settings.BASE_DIR)
-    environment.config_directory = str(config_dir)
-    environment.command_env = {"MYCELIA_DEMO_STATE_DIR": str(state_dir)}
-    environment.save()
+    defaults = {
+        "working_directory": str(settings.BASE_DIR),
+        "config_directory": str(config_dir),
+        "command_env": {"MYCELIA_DEMO_STATE_DIR": str(state_dir)},
+    }
+    blank = [field for field in defaults if not getattr(environment, field)]
+    for field in blank:
+        setattr(environment, field, defaults[field])
+    if blank:
+        environment.save(update_fields=blank)
     base = [sys.executable, "-m", "upgrades.demo_target"]
     for operation, (args, timeout) in DEMO_OPERATIONS.items():
-        EnvironmentOperation.objects.update_or_create(
+        EnvironmentOperation.objects.get_or_create(
             environment=environment,
             operation=operation,
             defaults={"argv": base + args, "timeout_seconds": timeout * timeout_scale},
         )
     for metric, operator, limit in DEMO_SLO:
-        SloThreshold.objects.update_or_create(
+        SloThreshold.objects.get_or_create(
             environment=environment, metric=metric, defaults={"operator": operator, "limit": limit}
         )
     return environment

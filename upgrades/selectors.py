@@ -9,14 +9,21 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from upgrades.models import (
+    ACTIVE_RUN_STATUSES,
+    FINISHED_STATUSES,
+    Artifact,
+    ArtifactKind,
     ChecklistStep,
     CheckRun,
     CommonIssue,
+    DeploymentFreeze,
     EventKind,
+    Facts,
     MonitoringSample,
     MonitoringWindow,
     PhaseStage,
     PostUpgradeReview,
+    RunKind,
     RunStatus,
     SamplePhase,
     StepStatus,
@@ -24,6 +31,8 @@ from upgrades.models import (
     UpgradeEvent,
     UpgradePhase,
     UpgradeStatus,
+    Verdict,
+    lifecycle,
 )
 
 
@@ -374,3 +383,77 @@ def upgrade_report(upgrade: Upgrade) -> dict:
         "reviews": upgrade_reviews(upgrade),
         "generated_at": timezone.now(),
     }
+
+
+# --- the lifecycle -----------------------------------------------------------------------------
+
+
+def active_freeze(upgrade: Upgrade, *, at=None) -> DeploymentFreeze | None:
+    """The deployment freeze on the upgrade's environment in effect now (or at `at`)."""
+    moment = at or timezone.now()
+    candidates = DeploymentFreeze.objects.filter(
+        environments=upgrade.environment_id, starts_at__lte=moment
+    ).filter(Q(ended_at__isnull=True) | Q(ended_at__gt=moment))
+    return next((f for f in candidates if f.covers(moment)), None)
+
+
+def lifecycle_facts(upgrade: Upgrade, *, actor=None) -> Facts:
+    """The facts the lifecycle table decides on, read in a handful of small queries."""
+    from mycelia_ops.roles import is_release_manager
+
+    status = upgrade.status
+    ended = status in FINISHED_STATUSES
+    window = (
+        MonitoringWindow.objects.filter(upgrade=upgrade).first()
+        if status == UpgradeStatus.MONITORING
+        else None
+    )
+    action_running = (
+        status != UpgradeStatus.CANCELLED
+        and upgrade.runs.filter(
+            kind__in=[RunKind.BACKUP, RunKind.DEPLOY, RunKind.ROLLBACK],
+            status__in=ACTIVE_RUN_STATUSES,
+        ).exists()
+    )
+    backups = 0
+    if status in (UpgradeStatus.IN_PROGRESS, UpgradeStatus.MONITORING, UpgradeStatus.ROLLED_BACK):
+        backups = len(database_backups_before_deploy(upgrade))
+    freeze = None if ended else active_freeze(upgrade)
+    open_required = 0
+    if status == UpgradeStatus.MONITORING:
+        open_required = ChecklistStep.objects.filter(
+            upgrade=upgrade, required=True, status=StepStatus.OPEN
+        ).count()
+    return Facts(
+        status=status,
+        upgrade_type=upgrade.upgrade_type,
+        deploy=upgrade.deploy_state,
+        rollback=upgrade.rollback_state,
+        approval=upgrade.approval,
+        has_window_start=upgrade.window_start is not None,
+        action_running=action_running,
+        monitoring_open=bool(window and window.is_open),
+        monitoring_due=bool(window and window.ends_at <= timezone.now()),
+        freeze=freeze.name if freeze else "",
+        rollback_target=upgrade.rollback_target,
+        database_backups=backups,
+        open_required=open_required,
+        actor_is_owner=actor is not None and actor.pk == upgrade.owner_id,
+        actor_can_operate=actor is None or is_release_manager(actor),
+    )
+
+
+def database_backups_before_deploy(upgrade: Upgrade) -> list[Artifact]:
+    """This upgrade's database backups taken before its first deploy started."""
+    backups = upgrade.artifacts.filter(kind=ArtifactKind.DATABASE_BACKUP)
+    first_deploy = (
+        upgrade.runs.filter(kind=RunKind.DEPLOY).exclude(started_at=None).order_by("started_at")
+        .values_list("started_at", flat=True).first()
+    )  # fmt: skip
+    if first_deploy is not None:
+        backups = backups.filter(created_at__lt=first_deploy)
+    return list(backups)
+
+
+def lifecycle_verdicts(upgrade: Upgrade, *, actor=None) -> dict[str, Verdict]:
+    return lifecycle.verdicts(lifecycle_facts(upgrade, actor=actor))

@@ -11,6 +11,15 @@ from upgrades.models.environments import (
     SloMetric,
     SloThreshold,
 )
+from upgrades.models.freezes import DeploymentFreeze
+from upgrades.models.lifecycle import (
+    ACTIONS_NEEDING_REASON,
+    Action,
+    DeployState,
+    Facts,
+    RollbackState,
+    Verdict,
+)
 from upgrades.models.monitoring import MonitoringSample, MonitoringWindow, SamplePhase
 from upgrades.models.reviews import (
     REVIEW_SPECS,
@@ -56,6 +65,13 @@ from upgrades.models.upgrades import (
 )
 
 __all__ = [
+    "ACTIONS_NEEDING_REASON",
+    "Action",
+    "DeployState",
+    "DeploymentFreeze",
+    "Facts",
+    "RollbackState",
+    "Verdict",
     "REVIEW_SPECS",
     "FollowUpAction",
     "PostUpgradeReview",

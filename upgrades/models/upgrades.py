@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from upgrades.models.environments import Environment
+from upgrades.models.lifecycle import DeployState, RollbackState
 
 
 class UpgradeType(models.TextChoices):
@@ -268,6 +269,25 @@ class Upgrade(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # What the panel knows of the change to the target, kept by the runs that make it.
+    deploy_state = models.CharField(
+        max_length=10, choices=DeployState.choices, default=DeployState.NONE
+    )
+    deployed_at = models.DateTimeField(null=True, blank=True)
+    deployed_version = models.CharField(
+        max_length=50, blank=True, help_text="The version the target reported after the deploy."
+    )
+    rollback_state = models.CharField(
+        max_length=10, choices=RollbackState.choices, default=RollbackState.NONE
+    )
+    rollback_target = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="The version or flag state to go back to, recorded before the deploy.",
+    )
+    cloned_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="clones"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -344,6 +364,20 @@ class Upgrade(models.Model):
     def can_change_checklist(self) -> bool:
         return not self.is_finished
 
+    def stage_refusal(self, stage: str) -> str:
+        """Why steps of `stage` cannot be done, skipped or run yet; "" when they can."""
+        if stage == PhaseStage.DEPLOY and self.status not in (
+            UpgradeStatus.IN_PROGRESS,
+            UpgradeStatus.MONITORING,
+        ):
+            return "deployment steps wait until the deployment has started."
+        if stage == PhaseStage.POST and not (
+            self.status == UpgradeStatus.MONITORING
+            or self.deploy_state in (DeployState.PASSED, DeployState.OUTSIDE)
+        ):
+            return "post-deployment steps wait until the deploy has succeeded."
+        return ""
+
 
 class StepStatus(models.TextChoices):
     OPEN = "open", "Open"
@@ -379,6 +413,9 @@ class ChecklistStep(models.Model):
     status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.OPEN)
     note = models.TextField(blank=True)
     skip_reason = models.TextField(blank=True)
+    override_reason = models.TextField(
+        blank=True, help_text="Why the step was accepted despite a failed automated check."
+    )
     evidence_url = models.URLField(blank=True, max_length=500)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -409,7 +446,14 @@ class ChecklistStep(models.Model):
         return self.title
 
     def move_to(
-        self, status: str, *, by: Any, run: Any = None, note: str = "", skip_reason: str = ""
+        self,
+        status: str,
+        *,
+        by: Any,
+        run: Any = None,
+        note: str = "",
+        skip_reason: str = "",
+        override_reason: str = "",
     ) -> str:
         """Put the step in `status`, keeping who closed it, when, and why; returns where it
         was. The caller saves and records the event."""
@@ -420,13 +464,19 @@ class ChecklistStep(models.Model):
         self.completed_at = timezone.now() if closed else None
         self.skip_reason = skip_reason if status == StepStatus.SKIPPED else ""
         self.evidence_run = run if status == StepStatus.DONE else None
-        if note:
+        self.override_reason = override_reason if status == StepStatus.DONE else ""
+        if note or not closed:
+            # A reopened step starts with no note; the timeline keeps the old one.
             self.note = note
         return previous
 
     @property
     def is_automated(self) -> bool:
         return self.kind in AUTOMATED_STEP_KINDS
+
+    @property
+    def accepted_despite_failure(self) -> bool:
+        return self.status == StepStatus.DONE and bool(self.override_reason)
 
     @property
     def is_closed(self) -> bool:
@@ -458,6 +508,8 @@ class EventKind(models.TextChoices):
     MONITORING = "monitoring", "Monitoring"
     GUARD_TRIPPED = "guard_tripped", "Guard tripped"
     REVIEW = "review", "Review"
+    DEPLOYMENT = "deployment", "Deployment"
+    CLONED = "cloned", "Tried again"
 
 
 class UpgradeEvent(models.Model):

@@ -11,6 +11,8 @@ from upgrades.services.checklist import (
     NotAllowed,
     UpgradeError,
     open_required_steps,
+    phase_skip,
+    status_move,
     step_complete,
     step_reopen,
     step_skip,
@@ -18,9 +20,19 @@ from upgrades.services.checklist import (
     upgrade_create,
     upgrade_decide,
     upgrade_set_risk,
-    upgrade_transition,
 )
 from upgrades.services.environments import environment_flags_sync
+from upgrades.services.lifecycle import (
+    Acted,
+    Refused,
+    freeze_create,
+    freeze_end,
+    upgrade_act,
+    upgrade_clone,
+    upgrade_edit,
+    upgrade_transition,
+    upgrade_verdicts,
+)
 from upgrades.services.monitoring import (
     monitoring_baseline_take,
     monitoring_due,
@@ -83,4 +95,14 @@ __all__ = [
     "upgrade_decide",
     "upgrade_set_risk",
     "upgrade_transition",
+    "Acted",
+    "Refused",
+    "freeze_create",
+    "freeze_end",
+    "phase_skip",
+    "status_move",
+    "upgrade_act",
+    "upgrade_clone",
+    "upgrade_edit",
+    "upgrade_verdicts",
 ]

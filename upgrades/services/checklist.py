@@ -13,18 +13,22 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from flags import services as flag_services
+from upgrades import versions
 from upgrades.models import (
     TRANSITIONS_NEEDING_REASON,
     TYPE_PROFILES,
     ApprovalDecision,
     ApprovalState,
     ChecklistStep,
+    CheckRun,
     EmergencyKind,
     Environment,
     EventKind,
     PhaseStage,
     PlaybookTemplate,
     Risk,
+    RunStatus,
     StepStatus,
     Transition,
     Upgrade,
@@ -35,6 +39,7 @@ from upgrades.models import (
 )
 
 logger = logging.getLogger(__name__)
+ACTIVE_OR_CANCELLED = ("queued", "running", "cancelled")
 
 
 class UpgradeError(Exception):
@@ -91,16 +96,11 @@ def _validate_new_upgrade(
     upgrade_type: str,
     emergency_kind: str,
     title: str,
-    flag_key: str,
-    version_to: str,
     risk: str | None,
-    window_start: datetime | None,
-    window_minutes: int | None,
+    **details: Any,
 ) -> None:
     if upgrade_type not in UpgradeType.values:
         raise InvalidInput(f"Unknown upgrade type {upgrade_type!r}.", field="upgrade_type")
-    if not title.strip():
-        raise InvalidInput("Give the upgrade a title.", field="title")
     if upgrade_type == UpgradeType.EMERGENCY and emergency_kind not in EmergencyKind.values:
         raise InvalidInput(
             "An emergency upgrade is either a security patch or a critical bug fix.",
@@ -110,18 +110,42 @@ def _validate_new_upgrade(
         raise InvalidInput(
             "Only emergency upgrades have an emergency kind.", field="emergency_kind"
         )
-    if upgrade_type == UpgradeType.FEATURE_FLAG and not flag_key.strip():
-        raise InvalidInput("A feature flag upgrade names its feature flag.", field="flag_key")
-    if upgrade_type in (UpgradeType.MINOR, UpgradeType.MAJOR) and not version_to.strip():
-        raise InvalidInput("A version upgrade names the version it goes to.", field="version_to")
+    validate_details(upgrade_type=upgrade_type, title=title.strip(), **details)
     if risk:
         _validate_risk(upgrade_type=upgrade_type, risk=risk)
-    if window_minutes is not None and window_minutes <= 0:
+
+
+def validate_details(
+    *, upgrade_type: str, title: str, version_from: str, version_to: str, flag_key: str,
+    environment: Environment, window_start: datetime | None, window_minutes: int | None,
+    **_: Any,
+) -> None:  # fmt: skip
+    """The rules every create and edit obeys, each refusal naming the field."""
+    if not title:
+        raise InvalidInput("Give the upgrade a title.", field="title")
+    if len(title) > 200:
+        raise InvalidInput("Keep the title under 200 characters.", field="title")
+    problem, field = versions.problem(
+        upgrade_type=upgrade_type, version_from=version_from, version_to=version_to
+    )
+    if problem:
+        raise InvalidInput(problem, field=field)
+    if upgrade_type == UpgradeType.FEATURE_FLAG:
+        if not flag_key:
+            raise InvalidInput("A feature flag upgrade names its feature flag.", field="flag_key")
+        missing = flag_services.flag_availability(
+            flag_key=flag_key, environment_key=environment.slug
+        )
+        if missing:
+            raise InvalidInput(missing, field="flag_key")
+    if window_minutes is not None and not 1 <= window_minutes <= 60 * 24 * 14:
         raise InvalidInput(
-            "The expected duration must be at least one minute.", field="window_minutes"
+            "The expected duration is between 1 minute and 14 days.", field="window_minutes"
         )
     if window_minutes and not window_start:
         raise InvalidInput("A duration needs a window start.", field="window_start")
+    if window_start is not None and not 2000 <= window_start.year <= 2100:
+        raise InvalidInput("The window start must be between 2000 and 2100.", field="window_start")
 
 
 def _validate_risk(*, upgrade_type: str, risk: str) -> None:
@@ -156,9 +180,11 @@ def upgrade_create(
         upgrade_type=upgrade_type,
         emergency_kind=emergency_kind,
         title=title,
-        flag_key=flag_key,
-        version_to=version_to,
         risk=risk,
+        version_from=version_from.strip(),
+        version_to=version_to.strip(),
+        flag_key=flag_key.strip(),
+        environment=environment,
         window_start=window_start,
         window_minutes=window_minutes,
     )
@@ -193,6 +219,10 @@ def upgrade_create(
             window_minutes=window_minutes,
             approval=approval,
             template=template,
+            # What a rollback goes back to: the version running now, or the flag turned off.
+            rollback_target="off"
+            if upgrade_type == UpgradeType.FEATURE_FLAG
+            else version_from.strip(),
         )
         steps: list[ChecklistStep] = []
         for template_phase in template.phases.all():
@@ -248,7 +278,7 @@ def _describe_open(steps: list[ChecklistStep]) -> str:
     return f"{names}{more}"
 
 
-def upgrade_transition(
+def status_move(
     *,
     upgrade: Upgrade,
     transition: str,
@@ -256,10 +286,12 @@ def upgrade_transition(
     reason: str = "",
     override_reason: str = "",
 ) -> Upgrade:
-    """Move an upgrade through its lifecycle, enforcing the playbook's gates.
+    """Move an upgrade's status, enforcing the playbook's gates. Callers ask the lifecycle
+    table first (services.lifecycle.upgrade_act); this is the move itself.
 
-    Starting the deployment needs every required pre-upgrade step done or skipped, unless a
-    release manager overrides the gate with a written reason (`override_reason`).
+    Starting the deployment needs every required pre-upgrade step done or skipped, and no step
+    accepted despite a failed check, unless a release manager overrides the gate with a written
+    reason (`override_reason`).
     """
     if transition not in Transition.values:
         raise InvalidInput(f"Unknown action {transition!r}.")
@@ -288,12 +320,27 @@ def upgrade_transition(
                 if upgrade.has_deployment_gate
                 else []
             )
+            accepted = (
+                list(
+                    ChecklistStep.objects.filter(
+                        upgrade=upgrade, phase__stage=PhaseStage.PRE, status=StepStatus.DONE
+                    ).exclude(override_reason="")
+                )
+                if upgrade.has_deployment_gate
+                else []
+            )
+            if accepted and not override_reason:
+                raise Conflict(
+                    f"{len(accepted)} pre-upgrade step(s) were accepted despite a failed check: "
+                    f"{_describe_open(accepted)}. Starting needs a written override reason."
+                )
             if still_open and not override_reason:
                 raise Conflict(
                     f"{len(still_open)} required pre-upgrade step(s) are still open: "
                     f"{_describe_open(still_open)}. Finish or skip them, or override the gate "
                     "with a written reason."
                 )
+            still_open = still_open + accepted
             if still_open:
                 upgrade.gate_override_reason = override_reason
                 _event(
@@ -356,7 +403,7 @@ def _after_transition(upgrade: Upgrade, transition: str, *, by: Any) -> None:
         transaction.on_commit(lambda: _send_quietly(monitoring_baseline_task, upgrade.pk))
     elif transition == Transition.BEGIN_MONITORING:
         monitoring.monitoring_window_open(upgrade=upgrade, by=by)
-    elif transition in (Transition.COMPLETE, Transition.ROLL_BACK):
+    elif transition in (Transition.COMPLETE, Transition.ROLL_BACK, Transition.FAIL):
         from upgrades.services.reviews import reviews_schedule
 
         reviews_schedule(upgrade=upgrade, by=by)
@@ -439,7 +486,25 @@ def _locked_step(step: ChecklistStep) -> tuple[Upgrade, ChecklistStep]:
         raise Conflict(
             f"The upgrade is {upgrade.get_status_display().lower()}: its checklist is closed."
         )
-    return upgrade, ChecklistStep.objects.select_for_update().get(pk=step.pk)
+    step = ChecklistStep.objects.select_for_update().select_related("phase").get(pk=step.pk)
+    return upgrade, step
+
+
+def _check_stage_reached(upgrade: Upgrade, step: ChecklistStep) -> None:
+    refusal = upgrade.stage_refusal(step.phase.stage)
+    if refusal:
+        raise Conflict(f"“{step.title}”: {refusal}")
+
+
+def last_check_failure(step: ChecklistStep) -> str:
+    """The reason the step's latest automated check did not pass; "" when it passed or never
+    ran."""
+    last = CheckRun.objects.filter(step=step).exclude(status__in=ACTIVE_OR_CANCELLED).first()
+    if last is None or last.status == RunStatus.PASSED:
+        return ""
+    return (
+        f"{last.get_status_display()}: {last.reason}" if last.reason else last.get_status_display()
+    )
 
 
 def _step_move(
@@ -451,6 +516,21 @@ def _step_move(
         upgrade, step = _locked_step(step)
         if step.status == to:
             return step, False
+        if to != StepStatus.OPEN:
+            _check_stage_reached(upgrade, step)
+        if to == StepStatus.DONE and change.get("run") is None:
+            failure = last_check_failure(step)
+            if failure and not change.get("override_reason"):
+                raise Conflict(
+                    f"The latest check of “{step.title}” failed ({failure}). Give a reason to "
+                    "accept it despite the failed check."
+                )
+            if not failure:
+                change["override_reason"] = ""
+            elif change.get("override_reason"):
+                message = (
+                    f"Accepted despite a failed check ({failure}): {change['override_reason']}"
+                )
         previous = step.move_to(to, by=by, **change)
         step.save()
         _event(upgrade=upgrade, kind=kind, by=by, step=step, from_value=previous, to_value=to,
@@ -463,14 +543,15 @@ def _step_move(
 
 
 def step_complete(
-    *, step: ChecklistStep, by: Any, note: str = "", run: Any = None
+    *, step: ChecklistStep, by: Any, note: str = "", run: Any = None, override_reason: str = ""
 ) -> tuple[ChecklistStep, bool]:
     """Tick a step, by a person or by the check run that passed (`run`, with `by` None).
-    Ticking a step someone else has just ticked changes nothing.
+    A step whose latest check failed is ticked only with `override_reason` ("accepted despite a
+    failed check"). Ticking a step someone else has just ticked changes nothing.
     Returns the step and whether anything changed."""
     return _step_move(
         step, to=StepStatus.DONE, by=by, kind=EventKind.STEP_DONE, message=note.strip(),
-        run=run, note=note.strip(),
+        run=run, note=note.strip(), override_reason=override_reason.strip(),
     )  # fmt: skip
 
 
@@ -489,6 +570,20 @@ def step_skip(*, step: ChecklistStep, by: Any, reason: str) -> tuple[ChecklistSt
         step, to=StepStatus.SKIPPED, by=by, kind=EventKind.STEP_SKIPPED, message=reason.strip(),
         skip_reason=reason.strip(),
     )  # fmt: skip
+
+
+def phase_skip(*, phase: UpgradePhase, by: Any, reason: str) -> int:
+    """Mark every open step of a phase "not doing" with one reason; returns how many."""
+    if not reason.strip():
+        raise InvalidInput("Marking a phase “not doing” needs a reason.", field="reason")
+    skipped = 0
+    with transaction.atomic():
+        for step in phase.steps.filter(status=StepStatus.OPEN).order_by("order"):
+            _, changed = step_skip(step=step, by=by, reason=reason)
+            skipped += changed
+    if not skipped:
+        raise Conflict(f"“{phase.title}” has no open step left.")
+    return skipped
 
 
 def step_update(

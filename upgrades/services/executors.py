@@ -332,18 +332,45 @@ def _flag_state(run: CheckRun, environment: Environment, *, on: bool) -> Outcome
         RunStatus.PASSED,
         f"Flag {run.params['flag_key']} is {state} in {environment.slug}"
         + ("" if changed else " (it already was)"),
-        {"flag_on": on},
+        {"flag_on": on, "changed": changed},
     )
+
+
+def read_running_version(environment: Environment) -> tuple[str, str]:
+    """The version the target says it runs, from /health, else its status JSON; and where it
+    was read (or why it could not be)."""
+    for url in (environment.health_url, environment.status_url):
+        result = runners.http_probe(
+            url=url, timeout_s=environment.request_timeout_seconds, expected_status=range(200, 600)
+        )
+        try:
+            document = json.loads(result.body or "")
+        except (TypeError, ValueError):
+            continue
+        version = document.get("version") if isinstance(document, dict) else None
+        if isinstance(version, str) and version.strip():
+            return version.strip()[:50], url
+    return "", f"Neither {environment.health_path} nor {environment.status_path} names a version."
+
+
+def _with_running_version(outcome: Outcome, environment: Environment) -> Outcome:
+    # After a deploy or rollback the target says what it runs now; the page shows that.
+    if outcome.status == RunStatus.PASSED:
+        version, _ = read_running_version(environment)
+        if version:
+            outcome.measured = {**outcome.measured, "running_version": version}
+    return outcome
 
 
 def _deploy(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
     if "flag_key" in run.params:
         return _flag_state(run, environment, on=True)
     version = run.params.get("version", "")
-    return _run_hook(
+    outcome = _run_hook(
         environment, Operation.DEPLOY, on_output=on_output,
         values={"version": version}, payload={"version": version},
     )[0]  # fmt: skip
+    return _with_running_version(outcome, environment)
 
 
 def _rollback(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
@@ -351,10 +378,11 @@ def _rollback(run: CheckRun, environment: Environment, on_output: OutputCallback
         return _flag_state(run, environment, on=False)
     if run.action == "rollback_version":
         version = run.params.get("version", "")
-        return _run_hook(
+        outcome = _run_hook(
             environment, Operation.ROLLBACK, on_output=on_output,
             values={"version": version}, payload={"version": version},
         )[0]  # fmt: skip
+        return _with_running_version(outcome, environment)
     # Database rollback: restore the chosen backup, then verify the data.
     backup_path = run.params.get("backup_path", "")
     restored, _ = _run_hook(
@@ -367,11 +395,12 @@ def _rollback(run: CheckRun, environment: Environment, on_output: OutputCallback
     if verified.status != RunStatus.PASSED:
         verified.reason = f"Restored {run.params.get('backup_name')}, but data verification failed: {verified.reason}"
         return verified
-    return Outcome(
+    outcome = Outcome(
         RunStatus.PASSED,
         f"Restored {run.params.get('backup_name')} and verified the data",
         {**restored.measured, "verified": True},
     )
+    return _with_running_version(outcome, environment)
 
 
 def execute(run: CheckRun, *, on_output: OutputCallback) -> Outcome:

@@ -21,6 +21,7 @@ from upgrades.models import (
     EventKind,
     MonitoringSample,
     MonitoringWindow,
+    RollbackState,
     SamplePhase,
     Transition,
     Upgrade,
@@ -28,7 +29,7 @@ from upgrades.models import (
     UpgradeStatus,
     UpgradeType,
 )
-from upgrades.services.checklist import Conflict, InvalidInput, upgrade_transition
+from upgrades.services.checklist import Conflict, InvalidInput, status_move
 
 logger = logging.getLogger(__name__)
 
@@ -218,8 +219,8 @@ def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSa
     except Exception as exc:  # noqa: BLE001 - the flags app names the problem; record it
         _event(upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
                message=f"Guard could not turn flag {upgrade.flag_key} off: {exc}")  # fmt: skip
-        upgrade_transition(upgrade=upgrade, transition=Transition.FAIL, by=None,
-                           reason=f"Guard tripped and the flag rollback failed: {exc}")  # fmt: skip
+        # Guided failure: the page offers retry or "resolved by hand", not a dead end.
+        Upgrade.objects.filter(pk=upgrade.pk).update(rollback_state=RollbackState.FAILED)
         return
     _event(
         upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
@@ -230,7 +231,8 @@ def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSa
         MonitoringWindow.objects.filter(pk=window.pk).update(
             ended_at=timezone.now(), ended_reason="Guard tripped: flag rolled back"
         )
-        upgrade_transition(
+        Upgrade.objects.filter(pk=upgrade.pk).update(rollback_state=RollbackState.PASSED)
+        status_move(
             upgrade=upgrade, transition=Transition.ROLL_BACK, by=None,
             reason=f"Automatic guard rolled the flag back: {why}",
         )  # fmt: skip

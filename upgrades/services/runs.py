@@ -21,12 +21,16 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Length, Substr
 from django.utils import timezone
 
+from upgrades import selectors
 from upgrades.models import (
     ACTIVE_RUN_STATUSES,
     AUTOMATED_STEP_KINDS,
+    Action,
     ChecklistStep,
     CheckRun,
+    DeployState,
     EventKind,
+    RollbackState,
     RunKind,
     RunStatus,
     StepKind,
@@ -37,8 +41,10 @@ from upgrades.models import (
     UpgradePhase,
     UpgradeStatus,
     UpgradeType,
+    lifecycle,
 )
-from upgrades.services.checklist import Conflict, InvalidInput, step_complete, upgrade_transition
+from upgrades.services import announce
+from upgrades.services.checklist import Conflict, InvalidInput, status_move, step_complete
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +101,11 @@ def _queue(run: CheckRun) -> CheckRun:
 # --- requesting ------------------------------------------------------------------------------
 
 
-def _check_upgrade_open(upgrade: Upgrade) -> None:
-    if upgrade.is_finished:
+def _check_upgrade_open(upgrade: Upgrade, action: str = "") -> None:
+    # A rolled-back upgrade may still restore its database; nothing else runs once ended.
+    if upgrade.is_finished and not (
+        action == "rollback_database" and upgrade.status == UpgradeStatus.ROLLED_BACK
+    ):
         raise Conflict(
             f"The upgrade is {upgrade.get_status_display().lower()}: nothing more runs for it."
         )
@@ -140,6 +149,9 @@ def check_run_request(
     with transaction.atomic():
         upgrade = Upgrade.objects.select_for_update().get(pk=upgrade.pk)
         _check_upgrade_open(upgrade)
+        refusal = upgrade.stage_refusal(step.phase.stage)
+        if refusal:
+            raise Conflict(f"“{step.title}”: {refusal}")
         if step.runs.filter(status__in=ACTIVE_RUN_STATUSES).exists():
             raise Conflict(f"“{step.title}” is already being checked.")
         kind = RunKind.BACKUP if step.kind == StepKind.BACKUP else RunKind.CHECK
@@ -172,11 +184,32 @@ def phase_checks_request(*, upgrade: Upgrade, phase: UpgradePhase, by: Any) -> l
         return [check_run_request(upgrade=upgrade, step=s, by=by, batch=batch) for s in steps]
 
 
+# The lifecycle action each worker action stands for, as the lifecycle table names it.
+LIFECYCLE_ACTION = {
+    "backup": Action.BACK_UP,
+    "deploy": Action.DEPLOY,
+    "rollback_version": Action.ROLL_BACK,
+    "rollback_flag": Action.ROLL_BACK,
+    "rollback_database": Action.RESTORE_DATABASE,
+}
+
+
+def _lifecycle_action(upgrade: Upgrade, action: str) -> str | None:
+    if action == "deploy" and upgrade.deploy_state in (DeployState.FAILED, DeployState.UNKNOWN):
+        return Action.RETRY
+    if action.startswith("rollback_") and upgrade.rollback_state in (
+        RollbackState.FAILED, RollbackState.UNKNOWN,
+    ):  # fmt: skip
+        return Action.RETRY
+    return LIFECYCLE_ACTION.get(action)
+
+
 def action_request(
     *, upgrade: Upgrade, action: str, by: Any, confirmed: bool,
-    backup_id: int | None = None, step: ChecklistStep | None = None,
+    backup_id: int | None = None, step: ChecklistStep | None = None, reason: str = "",
 ) -> CheckRun:  # fmt: skip
-    """Queue a backup, deploy or rollback. Each asks for an explicit confirmation first."""
+    """Queue a backup, deploy or rollback, if the lifecycle table allows it now. Each asks for
+    an explicit confirmation first."""
     if action not in ACTIONS:
         raise InvalidInput(f"Unknown action {action!r}.")
     if not confirmed:
@@ -185,11 +218,14 @@ def action_request(
     params: dict[str, Any] = {}
     with transaction.atomic():
         upgrade = Upgrade.objects.select_for_update().get(pk=upgrade.pk)
-        _check_upgrade_open(upgrade)
-        if upgrade.runs.filter(
-            kind__in=[RunKind.DEPLOY, RunKind.ROLLBACK], status__in=ACTIVE_RUN_STATUSES
-        ).exists():
-            raise Conflict("A deploy or rollback is already running for this upgrade.")
+        _check_upgrade_open(upgrade, action)
+        lifecycle_action = _lifecycle_action(upgrade, action)
+        if lifecycle_action is not None:
+            verdict = lifecycle.verdict(
+                lifecycle_action, selectors.lifecycle_facts(upgrade, actor=by)
+            )
+            if not verdict.allowed:
+                raise Conflict(verdict.why)
         if action == "deploy":
             if upgrade.upgrade_type == UpgradeType.FEATURE_FLAG:
                 params = {"flag_key": upgrade.flag_key}
@@ -197,25 +233,42 @@ def action_request(
             else:
                 params = {"version": upgrade.version_to}
                 title = f"Deploy {upgrade.version_to or 'the new version'}"
-            if upgrade.status != UpgradeStatus.IN_PROGRESS:
-                raise Conflict("Deploy once the upgrade is in progress (start the deployment).")
+            # The deploy ticks the checklist's deploy step ("Enable feature flag", ...).
+            step = (
+                step
+                or upgrade.steps.filter(kind=StepKind.DEPLOY, status=StepStatus.OPEN)
+                .order_by("phase__order", "order")
+                .first()
+            )
+            _deployment_state(
+                upgrade, by=by, deploy=DeployState.RUNNING, message=f"{title} requested."
+            )
         elif kind == RunKind.ROLLBACK:
-            if upgrade.status not in ROLLBACK_FROM:
-                raise Conflict("Only an upgrade in progress or being monitored can roll back.")
             if action == "rollback_flag":
-                if upgrade.upgrade_type != UpgradeType.FEATURE_FLAG:
-                    raise InvalidInput("Only a feature flag upgrade has a flag to roll back.")
                 params = {"flag_key": upgrade.flag_key}
             elif action == "rollback_version":
-                params = {"version": upgrade.version_from}
+                params = {"version": upgrade.rollback_target}
+                title = f"Roll back to {upgrade.rollback_target}"
             else:
-                backup = upgrade.artifacts.filter(pk=backup_id, kind="db_backup").first()
+                backup = next(
+                    (b for b in selectors.database_backups_before_deploy(upgrade)
+                     if b.pk == backup_id),
+                    None,
+                )  # fmt: skip
                 if backup is None:
-                    raise InvalidInput("Choose a database backup of this upgrade to restore.")
+                    raise InvalidInput(
+                        "Choose a database backup taken before this upgrade's deploy.",
+                        field="backup_id",
+                    )
                 params = {"backup_path": backup.path, "backup_name": backup.name}
-            _event_plain(upgrade, by=by, kind=EventKind.ROLLBACK, message=f"{title} requested.")
-            from upgrades.services import announce
-
+                title = f"Restore the database from {backup.name}"
+            if action != "rollback_database":
+                _deployment_state(
+                    upgrade, by=by, rollback=RollbackState.RUNNING,
+                    message=f"{title} requested" + (f": {reason}" if reason else "."),
+                )  # fmt: skip
+            else:
+                _event_plain(upgrade, by=by, kind=EventKind.ROLLBACK, message=f"{title} requested.")
             announce.message_draft(
                 upgrade, "progress", by=by, status="Rollback started", issues=title
             )
@@ -223,6 +276,28 @@ def action_request(
             upgrade=upgrade, step=step, kind=kind, action=action, title=title,
             params=params, by=by,
         )  # fmt: skip
+
+
+def _deployment_state(
+    upgrade: Upgrade, *, by: Any, message: str, deploy: str | None = None,
+    rollback: str | None = None, **more: Any,
+) -> None:  # fmt: skip
+    """Record what the panel now knows of the change to the target, with its event."""
+    fields = ["updated_at", *more]
+    for name, value in more.items():
+        setattr(upgrade, name, value)
+    if deploy is not None:
+        previous, upgrade.deploy_state = upgrade.deploy_state, deploy
+        fields.append("deploy_state")
+        kind, new = EventKind.DEPLOYMENT, deploy
+    if rollback is not None:
+        previous, upgrade.rollback_state = upgrade.rollback_state, rollback
+        fields.append("rollback_state")
+        kind, new = EventKind.ROLLBACK, rollback
+    upgrade.save(update_fields=fields)
+    UpgradeEvent.objects.create(
+        upgrade=upgrade, actor=by, kind=kind, from_value=previous, to_value=new, message=message
+    )
 
 
 def _event_plain(upgrade: Upgrade, *, by: Any, kind: str, message: str) -> None:
@@ -362,24 +437,82 @@ def _finish(run: CheckRun, outcome: Any, *, duration_ms: int) -> str:
 
 
 def _after_finish(run: CheckRun, outcome: Any) -> None:
-    """What a finished run means for the upgrade: a passed check ticks its step; a rollback
-    moves the upgrade to rolled back, or to failed when the rollback itself failed."""
-    if outcome.status == RunStatus.PASSED and run.step_id:
+    """What a finished run means for the upgrade: a passed check ticks its step; a deploy or
+    rollback records what the panel now knows of the target. A failed deploy or rollback keeps
+    the upgrade where it is and the page offers the next step (retry, roll back, mark failed,
+    resolved by hand): failure is guided, never a dead end."""
+    passed = outcome.status == RunStatus.PASSED
+    if passed and run.step_id:
         step = ChecklistStep.objects.get(pk=run.step_id)
         if step.status == StepStatus.OPEN:
             # If the upgrade finished meanwhile the step stays as it is; the run is on record.
             with contextlib.suppress(Conflict):
                 step_complete(step=step, by=None, note=f"Run #{run.pk}: {outcome.reason}", run=run)
-    if run.kind == RunKind.ROLLBACK:
-        upgrade = Upgrade.objects.get(pk=run.upgrade_id)
-        if upgrade.status in ROLLBACK_FROM:
-            passed = outcome.status == RunStatus.PASSED
-            upgrade_transition(
-                upgrade=upgrade,
-                transition=Transition.ROLL_BACK if passed else Transition.FAIL,
-                by=run.requested_by,
-                reason=f"{run.title}: {outcome.reason}",
-            )
+    if run.kind not in (RunKind.DEPLOY, RunKind.ROLLBACK):
+        return
+    upgrade = Upgrade.objects.select_for_update().get(pk=run.upgrade_id)
+    running = outcome.measured.get("running_version", "") if passed else ""
+    said = f"Run #{run.pk} {run.title}: {outcome.reason}"
+    if run.kind == RunKind.DEPLOY:
+        more: dict[str, Any] = {}
+        if passed:
+            more = {
+                "deployed_at": timezone.now(),
+                "deployed_version": running or upgrade.version_to,
+            }
+            if upgrade.upgrade_type == UpgradeType.FEATURE_FLAG:
+                # Only a flip the deploy made can be undone by turning the flag off again.
+                more["rollback_target"] = "off" if outcome.measured.get("changed", True) else ""
+        _deployment_state(
+            upgrade, by=run.requested_by, message=said,
+            deploy=DeployState.PASSED if passed else DeployState.FAILED, **more,
+        )  # fmt: skip
+        return
+    if run.action == "rollback_database":
+        _after_restore(upgrade, run, outcome, running=running)
+        return
+    _deployment_state(
+        upgrade, by=run.requested_by, message=said,
+        rollback=RollbackState.PASSED if passed else RollbackState.FAILED,
+        **({"deployed_version": running} if running else {}),
+    )  # fmt: skip
+    if passed and upgrade.status in ROLLBACK_FROM:
+        status_move(
+            upgrade=upgrade, transition=Transition.ROLL_BACK, by=run.requested_by, reason=said
+        )
+
+
+def _after_restore(upgrade: Upgrade, run: CheckRun, outcome: Any, *, running: str) -> None:
+    """A database restore ends a version upgrade as rolled back only when the target runs the
+    old version again (read from it) or the version was rolled back; else it says what is left."""
+    if outcome.status != RunStatus.PASSED:
+        _deployment_state(
+            upgrade, by=run.requested_by, rollback=RollbackState.FAILED,
+            message=f"Run #{run.pk} {run.title}: {outcome.reason}",
+        )  # fmt: skip
+        return
+    old_version_back = upgrade.rollback_state == RollbackState.PASSED or (
+        running and running == upgrade.rollback_target
+    )
+    if upgrade.status not in ROLLBACK_FROM:
+        _event_plain(upgrade, by=run.requested_by, kind=EventKind.ROLLBACK,
+                     message=f"Database restored after the rollback: {outcome.reason}.")  # fmt: skip
+        return
+    if old_version_back:
+        _deployment_state(
+            upgrade, by=run.requested_by, rollback=RollbackState.PASSED,
+            message=f"Database restored and {running or upgrade.rollback_target} runs again.",
+        )  # fmt: skip
+        status_move(
+            upgrade=upgrade, transition=Transition.ROLL_BACK, by=run.requested_by,
+            reason=f"Database restored: {outcome.reason}",
+        )  # fmt: skip
+        return
+    _event_plain(
+        upgrade, by=run.requested_by, kind=EventKind.ROLLBACK,
+        message=f"Database restored ({outcome.reason}), but the target still runs "
+        f"{running or 'an unknown version'}: roll the version back to finish the rollback.",
+    )  # fmt: skip
 
 
 # --- the sweep -------------------------------------------------------------------------------

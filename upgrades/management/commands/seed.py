@@ -44,37 +44,53 @@ class Command(BaseCommand):
             self._seed_demo(demo_url)
 
     def _seed_demo(self, demo_url: str) -> None:
+        """Create what the demo lacks and leave what exists as people set it: `make run` seeds
+        on every start, and a restart must not undo an edit. The one exception: when the demo
+        target moved to another port, an environment still on the previous demo URL follows."""
         state_dir = settings.DATA_DIR / "demo_target"
+        record_file = settings.DATA_DIR / "demo_seed.json"
+        record = json.loads(record_file.read_text()) if record_file.exists() else {}
+        previous_url = record.get("demo_url")
         for name, slug, kind in (
             ("Demo staging", "staging", EnvironmentKind.STAGING),
             ("Demo production", "production", EnvironmentKind.PRODUCTION),
         ):
-            environment, _ = Environment.objects.update_or_create(
-                slug=slug,
-                defaults={
-                    "name": name,
-                    "kind": kind,
-                    "base_url": demo_url,
-                },
+            environment, created = Environment.objects.get_or_create(
+                slug=slug, defaults={"name": name, "kind": kind, "base_url": demo_url}
             )
+            if not created and previous_url and environment.base_url == previous_url != demo_url:
+                environment.base_url = demo_url
+                environment.save(update_fields=["base_url"])
+                self.stdout.write(f"Demo {slug}: base URL moved to {demo_url} with the demo.")
             demo_environment_configure(environment=environment, state_dir=state_dir)
             environment_flags_sync(environment=environment)
-        # The demo makes its own passwords once and keeps them beside the database.
+        record_file.write_text(json.dumps({**record, "demo_url": demo_url}, indent=2))
+        # The demo makes its own passwords once and keeps them beside the database; an account
+        # that exists already (its password, staff flag or groups perhaps changed) is left alone.
         credentials_file = settings.DATA_DIR / "demo_logins.json"
         credentials = json.loads(credentials_file.read_text()) if credentials_file.exists() else {}
         User = get_user_model()
+        logins: list[str] = []
         for username, group, staff in DEMO_ACCOUNTS:
-            password = credentials.setdefault(username, secrets.token_urlsafe(12))
-            user, _ = User.objects.get_or_create(username=username)
-            user.is_staff = staff
-            user.set_password(password)
-            user.save()
-            user.groups.add(Group.objects.get_or_create(name=group)[0])
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                password = credentials.setdefault(username, secrets.token_urlsafe(12))
+                user = User(username=username, is_staff=staff)
+                user.set_password(password)
+                user.save()
+                user.groups.add(Group.objects.get_or_create(name=group)[0])
+                logins.append(f"  login {username} / {password}  ({group})")
+            elif username in credentials and user.check_password(credentials[username]):
+                logins.append(f"  login {username} / {credentials[username]}  ({group})")
+            elif username in credentials:
+                logins.append(f"  login {username} (password changed since the demo made it)")
+            else:
+                logins.append(f"  login {username} (an account the demo did not make)")
         credentials_file.write_text(json.dumps(credentials, indent=2))
         credentials_file.chmod(0o600)
         created = demo_flags_seed(by=None)
         self.stdout.write("Demo environments: staging, production → " + demo_url)
         if created:
             self.stdout.write("Demo flags: " + ", ".join(created))
-        for username, group, _ in DEMO_ACCOUNTS:
-            self.stdout.write(f"  login {username} / {credentials[username]}  ({group})")
+        for line in logins:
+            self.stdout.write(line)
