@@ -34,3 +34,31 @@
     kept = null;
   });
 })();
+
+// The Content-Security-Policy allows no inline handlers and no eval, so what pages once wrote
+// inline lives here, by event delegation on the document.
+(function () {
+  "use strict";
+
+  // A form with data-confirm asks before it submits (forms that work without htmx; htmx
+  // requests use hx-confirm). Without JavaScript the form submits as it always did.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || !form.dataset.confirm) return;
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+
+  // Polls (hx-trigger="every Ns") wait while the tab is hidden; they pick up at the next tick
+  // once it is visible again. This replaces the [document.visibilityState === 'visible']
+  // trigger filter, which htmx can only run through eval.
+  const POLL = /(^|,)\s*every\s/;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (document.visibilityState === "visible") return;
+    const config = event.detail.requestConfig || {};
+    const elt = event.detail.elt;
+    if (config.triggeringEvent || !elt || !POLL.test(elt.getAttribute("hx-trigger") || "")) {
+      return;
+    }
+    event.preventDefault();
+  });
+})();

@@ -31,9 +31,8 @@ def test_status_page__anyone__shows_upgrades_and_polls_every_5s(client, seeded):
     assert response.status_code == 200
     assert "Upgrade to 1.5.1" in html and "Deploy" in html and "40%" in html
     assert "Upgrade to 1.5.2" in html and "Secret draft" not in html
-    assert "every 5s [document.visibilityState === &#x27;visible&#x27;]" in html or (
-        "every 5s [document.visibilityState === 'visible']" in html
-    )
+    # (static/js/app.js holds polls while the tab is hidden: no eval'd filter under the CSP)
+    assert 'hx-trigger="every 5s"' in html
 
 
 def test_status_page__htmx_poll__only_the_live_partial(client, seeded):
