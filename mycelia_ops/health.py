@@ -1,5 +1,6 @@
 """The control panel's own health: /health for probes, /ops/status.json for people and
-monitors, and the same checks for `manage.py diagnose`.
+monitors (anonymous callers get only "ok" or "degraded"; staff and API tokens the details),
+and the same checks for `manage.py diagnose`.
 
 Other apps add components with register_component(name, check): check() returns a dict with
 "status" ("ok" | "warning" | "failing") and any figures; an exception reads as failing.
@@ -19,6 +20,8 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from flags.api.auth import bearer_from_header, token_check
 
 OK, WARNING, FAILING = "ok", "warning", "failing"
 _RANK = {OK: 0, WARNING: 1, FAILING: 2}
@@ -163,7 +166,33 @@ def health(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": OK, "checks": {name: OK for name in checks}})
 
 
+def _details_allowed(request: HttpRequest) -> tuple[bool, JsonResponse | None]:
+    """Whether the caller may read the components (host names, process ids, the broker's
+    host, the workers' names): staff signed in, or a live API token that is not an evaluation
+    token (those ship inside applications). A token that does not pass is answered, not
+    ignored, so a monitor with a wrong token finds out."""
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header:
+        token, status, problem = token_check(bearer_from_header(header), evaluation_allowed=False)
+        if token is None:
+            refusal = JsonResponse({"error": problem}, status=status)
+            if status == 401:
+                refusal["WWW-Authenticate"] = 'Bearer realm="mycelia-ops"'
+            return False, refusal
+        return True, None
+    user = getattr(request, "user", None)
+    return bool(user is not None and user.is_authenticated and user.is_staff), None
+
+
 @never_cache
 @require_GET
 def ops_status(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(ops_status_collect())
+    """Everyone: "ok" or "degraded" and when. Staff and API tokens: every component."""
+    allowed, refusal = _details_allowed(request)
+    if refusal is not None:
+        return refusal
+    document = ops_status_collect()
+    if allowed:
+        return JsonResponse(document)
+    overall = OK if document["status"] == OK else "degraded"
+    return JsonResponse({"status": overall, "checked_at": document["checked_at"]})
