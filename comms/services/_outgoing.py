@@ -30,7 +30,7 @@ def email_build(*, message: Message, recipient: str, subscriber: Subscriber | No
         body = (
             f"{message.body.rstrip()}\n\n--\n"
             f"You receive this because you subscribed to the status page ({site_url('/status/')}).\n"
-            f"Unsubscribe with one click: {link}\n"
+            f"Unsubscribe: {link}\n"
         )
         headers = {
             "List-Unsubscribe": f"<{link}>",

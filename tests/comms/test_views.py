@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from comms import services
-from comms.models import Delivery, DeliveryStatus, MessageStatus, Subscriber
+from comms.models import CommsEvent, Delivery, DeliveryStatus, MessageStatus, Subscriber
 from tests.comms.conftest import sync
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +108,60 @@ def test_subscribe__confirm__unsubscribe_one_click(client, seeded, mailoutbox,
     subscriber.refresh_from_db()
     assert not subscriber.is_active
     assert client.get(f"/status/unsubscribe/{subscriber.token}").status_code == 200
+
+
+@pytest.fixture
+def confirmed_subscriber(seeded):
+    subscriber = services.subscriber_subscribe(
+        email="fan@example.com", environment_keys=[], component_keys=[]
+    )
+    return services.subscriber_confirm(token=subscriber.token)
+
+
+def test_unsubscribe__get_as_a_mail_scanner_would__asks_and_changes_nothing(
+    client, confirmed_subscriber
+):
+    # When a link scanner follows the unsubscribe link in a mail
+    response = client.get(f"/status/unsubscribe/{confirmed_subscriber.token}")
+
+    # Then the page asks, with a button that POSTs back to the same link, and nothing changed
+    html = response.content.decode()
+    assert response.status_code == 200 and "Unsubscribe?" in html
+    assert f'<form method="post" action="/status/unsubscribe/{confirmed_subscriber.token}">' in html
+    confirmed_subscriber.refresh_from_db()
+    assert confirmed_subscriber.is_active
+    assert not CommsEvent.objects.filter(kind="subscriber_unsubscribed").exists()
+
+
+def test_unsubscribe__post_from_the_page__unsubscribed_and_recorded(client, confirmed_subscriber):
+    response = client.post(f"/status/unsubscribe/{confirmed_subscriber.token}")
+
+    assert response.status_code == 200 and "Unsubscribed" in response.content.decode()
+    confirmed_subscriber.refresh_from_db()
+    assert not confirmed_subscriber.is_active
+    assert CommsEvent.objects.filter(kind="subscriber_unsubscribed").count() == 1
+    # A later GET says it is done, and offers no button
+    html = client.get(f"/status/unsubscribe/{confirmed_subscriber.token}").content.decode()
+    assert "Unsubscribed" in html and "<form" not in html.split("<main>")[1]
+
+
+def test_unsubscribe__rfc8058_one_click_post_without_csrf__unsubscribed(
+    client, confirmed_subscriber
+):
+    csrf_client = type(client)(enforce_csrf_checks=True)
+    response = csrf_client.post(
+        f"/status/unsubscribe/{confirmed_subscriber.token}",
+        "List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code == 200
+    confirmed_subscriber.refresh_from_db()
+    assert not confirmed_subscriber.is_active
+
+
+def test_unsubscribe__unknown_token__404_on_get_and_post(client, seeded):
+    assert client.get("/status/unsubscribe/not-a-token").status_code == 404
+    assert client.post("/status/unsubscribe/not-a-token").status_code == 404
 
 
 def test_subscribe__bad_email_or_token__400_and_404(client, seeded):
