@@ -11,7 +11,7 @@ from upgrades.models.environments import (
     SloMetric,
     SloThreshold,
 )
-from upgrades.models.freezes import DeploymentFreeze
+from upgrades.models.freezes import DeploymentFreeze, FreezeEvent, FreezeEventKind
 from upgrades.models.lifecycle import (
     ACTIONS_NEEDING_REASON,
     Action,
@@ -69,6 +69,8 @@ __all__ = [
     "Action",
     "DeployState",
     "DeploymentFreeze",
+    "FreezeEvent",
+    "FreezeEventKind",
     "Facts",
     "RollbackState",
     "Verdict",

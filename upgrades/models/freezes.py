@@ -69,3 +69,28 @@ class DeploymentFreeze(models.Model):
         if start + span <= after:
             start += timedelta(weeks=1)
         return start, start + span
+
+
+class FreezeEventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    LIFTED = "lifted", "Lifted early"
+
+
+class FreezeEvent(models.Model):
+    """One change to a freeze: who made it, when, and what it changed from and to."""
+
+    freeze = models.ForeignKey(DeploymentFreeze, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=FreezeEventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    from_value = models.CharField(max_length=200, blank=True)
+    to_value = models.CharField(max_length=200, blank=True)
+    message = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.freeze} · {self.get_kind_display()}"

@@ -242,6 +242,7 @@ class Upgrade(models.Model):
         max_length=20, choices=EmergencyKind.choices, blank=True, default=""
     )
     title = models.CharField(max_length=200)
+    description = models.TextField(blank=True, help_text="What changes and why, for the team.")
     version_from = models.CharField(max_length=50, blank=True)
     version_to = models.CharField(max_length=50, blank=True)
     flag_key = models.CharField("feature flag", max_length=100, blank=True)

@@ -22,11 +22,10 @@ from upgrades.services.checklist import (
     upgrade_set_risk,
 )
 from upgrades.services.environments import environment_flags_sync
+from upgrades.services.freezes import freeze_create, freeze_end
 from upgrades.services.lifecycle import (
     Acted,
     Refused,
-    freeze_create,
-    freeze_end,
     upgrade_act,
     upgrade_clone,
     upgrade_edit,
