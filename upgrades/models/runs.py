@@ -29,9 +29,16 @@ class RunStatus(models.TextChoices):
     ERROR = "error", "Error"
     TIMED_OUT = "timed_out", "Timed out"
     CANCELLED = "cancelled", "Cancelled"
+    # Its worker died (or it was stopped) while it changed the target: a person decides.
+    INTERRUPTED = "interrupted", "Interrupted — outcome unknown"
 
 
 ACTIVE_RUN_STATUSES = frozenset({RunStatus.QUEUED, RunStatus.RUNNING})
+# Run kinds that change the target: carried out at most once. Checks are read-only and are
+# carried out at least once (a check whose worker died is queued again).
+CHANGING_RUN_KINDS = frozenset({RunKind.DEPLOY, RunKind.ROLLBACK, RunKind.BACKUP})
+# Hooks that change the target, whichever kind of run names them.
+CHANGING_OPERATIONS = frozenset({"deploy", "rollback", "db_backup", "db_restore"})
 
 
 class CheckRun(models.Model):
@@ -67,6 +74,20 @@ class CheckRun(models.Model):
     output = models.TextField(blank=True)
     output_truncated = models.BooleanField(default=False)
 
+    pgid = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="The process group of the command the run started last: killed whole on "
+        "timeout, cancel and worker death.",
+    )  # fmt: skip
+    cancel_requested_at = models.DateTimeField(
+        null=True, blank=True, help_text="A person asked to stop the run while it ran."
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        help_text="Who decided the outcome of a run whose outcome was unknown.",
+    )  # fmt: skip
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["upgrade", "status"])]
@@ -81,6 +102,33 @@ class CheckRun(models.Model):
     @property
     def waiting_for_broker(self) -> bool:
         return self.status == RunStatus.QUEUED and self.nudged_at is None
+
+    @property
+    def changes_target(self) -> bool:
+        """Whether the run changes the target (deploy, rollback, restore, backup, or a check
+        naming one of their hooks): such a run is never carried out again by itself."""
+        return (
+            self.kind in CHANGING_RUN_KINDS
+            or (self.params or {}).get("operation") in CHANGING_OPERATIONS
+        )
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """A change to the target that was cut off mid-way: it may have half-happened, and a
+        release manager decides (check the target, retry, mark it passed or failed)."""
+        if self.status == RunStatus.INTERRUPTED:
+            return True
+        return (
+            self.status == RunStatus.CANCELLED
+            and self.started_at is not None
+            and self.changes_target
+        )
+
+    @property
+    def key(self) -> str:
+        """The idempotency key of this attempt: sent to webhook hooks, given to commands as
+        MYCELIA_RUN_KEY, and the mark by which the run's processes are found."""
+        return f"run-{self.pk}-attempt-{self.attempt}"
 
 
 class ArtifactKind(models.TextChoices):
