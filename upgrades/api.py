@@ -364,7 +364,7 @@ def upgrades_detail(
 )
 def upgrades_edit(
     request: HttpRequest, payload: UpgradeEditIn, upgrade_id: int = _id("The upgrade's id.")
-) -> dict[str, Any]:
+) -> Status:
     upgrade = _upgrade(upgrade_id)
     sent = payload.model_dump(exclude_unset=True)
     changes: dict[str, Any] = {}
@@ -381,9 +381,12 @@ def upgrades_edit(
             changes["window_minutes"] = _window_minutes(value)
         else:
             changes[API_FIELD_OF.get(name, name)] = value or ""
-    with _api_field_names():
-        edited = services.upgrade_edit(upgrade=upgrade, by=request.user, changes=changes)
-    return _fresh_json(request, edited)
+    try:
+        with _api_field_names():
+            edited = services.upgrade_edit(upgrade=upgrade, by=request.user, changes=changes)
+    except services.Refused as exc:
+        return _refused(exc.message, exc.allowed_actions)
+    return Status(200, _fresh_json(request, edited))
 
 
 API_FIELD_OF = {api: model for model, api in API_FIELD.items()}

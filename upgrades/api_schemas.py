@@ -208,6 +208,7 @@ class UpgradeSummaryOut(Schema):
 
 
 class UpgradeOut(UpgradeSummaryOut):
+    description: str
     allowed_actions: list[str] = Field(
         description="What the token's user may do now, by action name (empty for read-only tokens)."
     )
