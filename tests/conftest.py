@@ -111,8 +111,62 @@ def make_upgrade(playbook, staging, manager):
     return make
 
 
+def mark_deployed(upgrade, *, version: str = "") -> None:
+    """What a passed deploy run records on its upgrade, for tests of the rules that follow a
+    deploy (the deploy itself runs on a real worker in tests/integration and tests/upgrades/
+    test_runs.py)."""
+    from django.utils import timezone
+
+    from upgrades.models import DeployState, Upgrade
+
+    Upgrade.objects.filter(pk=upgrade.pk).update(
+        deploy_state=DeployState.PASSED,
+        deployed_at=timezone.now(),
+        deployed_version=version or upgrade.version_to,
+    )
+    upgrade.refresh_from_db()
+
+
+def close_steps(upgrade, by, *, stages=("pre",)) -> None:
+    """Tick every required open step of the given stages, as a release manager would."""
+    from upgrades.services import step_complete
+
+    for step in upgrade.steps.filter(phase__stage__in=stages, required=True, status="open"):
+        step_complete(step=step, by=by, note="done")
+
+
+def drive(upgrade, by, *, to: str):
+    """Walk an upgrade through the lifecycle to `to` the way a release manager does: tick the
+    steps of each stage, start, deploy (recorded as by a passed run), monitor, end the window
+    early with a reason, complete."""
+    from upgrades.services import upgrade_act
+
+    order = ["in_progress", "monitoring", "completed"]
+    if to == "scheduled":
+        if upgrade.window_start is None:
+            from django.utils import timezone
+
+            upgrade.window_start = timezone.now()
+            upgrade.save(update_fields=["window_start"])
+        return upgrade_act(upgrade=upgrade, action="schedule", by=by).upgrade
+    close_steps(upgrade, by, stages=("pre",))
+    upgrade = upgrade_act(upgrade=upgrade, action="start", by=by).upgrade
+    if to == "in_progress":
+        return upgrade
+    close_steps(upgrade, by, stages=("deploy",))
+    mark_deployed(upgrade)
+    upgrade = upgrade_act(upgrade=upgrade, action="begin_monitoring", by=by).upgrade
+    if to == "monitoring" or order.index(to) < order.index("completed"):
+        return upgrade
+    close_steps(upgrade, by, stages=("post",))
+    upgrade_act(upgrade=upgrade, action="end_monitoring", by=by, reason="stable")
+    return upgrade_act(upgrade=upgrade, action="complete", by=by).upgrade
+
+
 def _flag_exists(key: str, environment: Environment, by) -> None:
     """A flag upgrade names a flag that exists in its environment: make it so."""
+    if not key:
+        return
     from flags import services as flag_services
     from flags.models import Flag
     from upgrades.services import environment_flags_sync

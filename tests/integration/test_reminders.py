@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from tests.conftest import drive
 from tests.integration.conftest import wait_for
-from upgrades import services
 from upgrades.models import PostUpgradeReview, ReviewHorizon
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -19,11 +19,7 @@ def test_review_due__scheduler_and_worker__mail_the_owner_once(
     from comms.models import Delivery
 
     # Given a completed upgrade whose immediate review is due now
-    upgrade = make_upgrade("minor")
-    for step in upgrade.steps.filter(required=True):
-        services.step_complete(step=step, by=manager)
-    upgrade = services.upgrade_transition(upgrade=upgrade, transition="start", by=manager)
-    services.upgrade_transition(upgrade=upgrade, transition="complete", by=manager)
+    upgrade = drive(make_upgrade("minor"), manager, to="completed")
     PostUpgradeReview.objects.filter(upgrade=upgrade, horizon=ReviewHorizon.IMMEDIATE).update(
         due_at=timezone.now()
     )

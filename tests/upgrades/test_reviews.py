@@ -8,15 +8,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from tests.conftest import drive
 from upgrades import services
 from upgrades.models import EventKind, PostUpgradeReview, ReviewHorizon, UpgradeStatus
 
 
 def _completed(upgrade, manager):
-    for step in upgrade.steps.filter(required=True):
-        services.step_complete(step=step, by=manager)
-    upgrade = services.upgrade_transition(upgrade=upgrade, transition="start", by=manager)
-    return services.upgrade_transition(upgrade=upgrade, transition="complete", by=manager)
+    return drive(upgrade, manager, to="completed")
 
 
 def _due(upgrade) -> dict[str, timedelta]:
@@ -37,10 +35,9 @@ def test_complete__schedules_three_reviews_with_the_playbook_horizons(make_upgra
 
 
 def test_roll_back__also_schedules_the_reviews(make_upgrade, manager):
-    upgrade = services.upgrade_transition(
-        upgrade=make_upgrade("emergency"), transition="start", by=manager
-    )
-    upgrade = services.upgrade_transition(
+    upgrade = drive(make_upgrade("emergency"), manager, to="in_progress")
+    # The move a passed rollback run makes (the run itself: tests/upgrades/test_runs.py)
+    upgrade = services.status_move(
         upgrade=upgrade, transition="roll_back", by=manager, reason="broke checkout"
     )
     assert upgrade.status == UpgradeStatus.ROLLED_BACK

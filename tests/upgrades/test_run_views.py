@@ -6,7 +6,7 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from tests.conftest import set_fault
+from tests.conftest import mark_deployed, set_fault
 from upgrades import services
 from upgrades.models import Artifact, CheckRun, EnvironmentOperation, HookMode, RunStatus
 
@@ -14,6 +14,13 @@ from upgrades.models import Artifact, CheckRun, EnvironmentOperation, HookMode, 
 @pytest.fixture
 def minor(make_upgrade, demo_environment):
     return make_upgrade("minor", environment=demo_environment, version_to="1.5.0")
+
+
+def _deployed(upgrade):
+    """After a deploy that passed, the post-deployment checks ("Verify deployment") may run."""
+    upgrade.status = "in_progress"
+    upgrade.save()
+    mark_deployed(upgrade)
 
 
 def test_step_run__stakeholder_and_outsider__refused_and_nothing_queued(
@@ -28,6 +35,7 @@ def test_step_run__stakeholder_and_outsider__refused_and_nothing_queued(
 
 
 def test_step_run__manager_htmx__queues_and_shows_the_live_runs_panel(minor, manager_client):
+    _deployed(minor)
     step = minor.steps.get(title="Verify deployment")
     response = manager_client.post(
         reverse("upgrades:step_run", args=[minor.pk, step.pk]), HTTP_HX_REQUEST="true"
@@ -66,6 +74,7 @@ def test_run_log__tails_by_offset_and_rejects_a_bad_offset(minor, manager, stake
 def test_run_page__failed_health_check__offers_common_issues_and_rollback(
     minor, manager, manager_client, demo_mycelia
 ):
+    _deployed(minor)
     set_fault(demo_mycelia, "health_failing")
     step = minor.steps.get(title="Verify deployment")
     run = services.check_run_request(upgrade=minor, step=step, by=manager)
@@ -113,6 +122,7 @@ def test_deploy_hook__as_webhook__posts_json_with_secret(minor, manager, demo_my
 def test_common_issues__are_records_staff_edit_and_the_run_page_offers_them(
     minor, manager, manager_client, demo_mycelia
 ):
+    _deployed(minor)
     from upgrades.models import CommonIssue
 
     assert CommonIssue.objects.count() == 3

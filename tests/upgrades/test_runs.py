@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import set_fault
+from tests.conftest import mark_deployed, set_fault
 from upgrades import services
 from upgrades.models import (
     Artifact,
@@ -27,6 +27,14 @@ def minor(make_upgrade, demo_environment):
     return make_upgrade("minor", environment=demo_environment, version_to="1.5.0")
 
 
+def _deployed(upgrade):
+    """The upgrade as it stands after a deploy that passed: post-deployment checks may run."""
+    upgrade.status = UpgradeStatus.IN_PROGRESS
+    upgrade.save()
+    mark_deployed(upgrade)
+    return upgrade
+
+
 def _run_step(upgrade, title, by, phase_order=None):
     steps = upgrade.steps.filter(title=title)
     if phase_order:
@@ -38,8 +46,7 @@ def _run_step(upgrade, title, by, phase_order=None):
 
 
 def test_http_health__target_healthy__passes_and_ticks_its_step(minor, manager):
-    minor.status = UpgradeStatus.IN_PROGRESS
-    minor.save()
+    _deployed(minor)
     run = _run_step(minor, "Verify deployment", manager)
     assert run.status == RunStatus.PASSED, run.reason
     assert run.measured["status_code"] == 200 and run.measured["latency_ms"] >= 0
@@ -52,6 +59,7 @@ def test_http_health__target_healthy__passes_and_ticks_its_step(minor, manager):
 
 
 def test_http_health__health_fault_on__fails_with_readable_reason(minor, manager, demo_mycelia):
+    _deployed(minor)
     set_fault(demo_mycelia, "health_failing")
     run = _run_step(minor, "Verify deployment", manager)
     assert run.status == RunStatus.FAILED
@@ -61,6 +69,7 @@ def test_http_health__health_fault_on__fails_with_readable_reason(minor, manager
 
 
 def test_http_health__target_slow__times_out_within_the_timeout(minor, manager, demo_mycelia):
+    _deployed(minor)
     set_fault(demo_mycelia, "slow", slow_seconds=3)
     run = _run_step(minor, "Verify deployment", manager)
     assert run.status == RunStatus.TIMED_OUT
@@ -113,6 +122,7 @@ def test_command__operation_not_set_up__errors_naming_it(minor, manager):
 
 
 def test_check__repeated_with_failure_limit__fails_once_limit_reached(minor, manager, demo_mycelia):
+    _deployed(minor)
     step = minor.steps.get(title="Verify deployment")
     step.check_config = {"count": 3, "interval": 0.05, "failure_limit": 2}
     step.save()
@@ -125,6 +135,7 @@ def test_check__repeated_with_failure_limit__fails_once_limit_reached(minor, man
 
 
 def test_check__json_path_value_between_pass_and_fail__is_inconclusive(minor, manager):
+    _deployed(minor)
     step = minor.steps.get(title="Verify deployment")
     step.check_config = {
         "path": "/ops/status.json",
@@ -142,6 +153,7 @@ def test_check__json_path_value_between_pass_and_fail__is_inconclusive(minor, ma
 
 
 def test_execute__same_run_twice__acts_once(minor, manager):
+    _deployed(minor)
     step = minor.steps.get(title="Verify deployment")
     run = services.check_run_request(upgrade=minor, step=step, by=manager)
     first = services.check_run_execute(run_id=run.pk)
@@ -151,6 +163,7 @@ def test_execute__same_run_twice__acts_once(minor, manager):
 
 
 def test_request__step_already_being_checked__is_refused(minor, manager):
+    _deployed(minor)
     step = minor.steps.get(title="Verify deployment")
     services.check_run_request(upgrade=minor, step=step, by=manager)
     with pytest.raises(services.Conflict, match="already being checked"):
@@ -220,41 +233,82 @@ def test_deploy_then_version_rollback__target_follows_and_upgrade_rolls_back(
     assert upgrade.events.filter(kind=EventKind.ROLLBACK).exists()
 
 
-def test_database_rollback__restores_backup_then_verifies_data(minor, manager):
-    backup = services.action_request(upgrade=minor, action="backup", by=manager, confirmed=True)
+def _deploy(upgrade, manager):
+    deploy = services.upgrade_act(upgrade=upgrade, action="deploy", by=manager).run
+    services.check_run_execute(run_id=deploy.pk)
+    deploy.refresh_from_db()
+    assert deploy.status == RunStatus.PASSED, deploy.reason + deploy.output
+    upgrade.refresh_from_db()
+    return upgrade
+
+
+def test_database_restore__new_version_still_running__says_roll_back_the_version_first(
+    minor, manager, demo_mycelia
+):
+    # Given a backup taken before the deploy, and the deploy of 1.5.0
+    backup = services.upgrade_act(upgrade=minor, action="back_up", by=manager).run
     services.check_run_execute(run_id=backup.pk)
-    upgrade = _started(minor, manager)
+    upgrade = _deploy(_started(minor, manager), manager)
     dump = Artifact.objects.get(upgrade=upgrade, kind="db_backup")
-    run = services.action_request(
-        upgrade=upgrade, action="rollback_database", by=manager, confirmed=True, backup_id=dump.pk
-    )
+    # When the database is restored while /health still reports 1.5.0
+    run = services.upgrade_act(
+        upgrade=upgrade, action="restore_database", by=manager, backup_id=dump.pk
+    ).run
     services.check_run_execute(run_id=run.pk)
     run.refresh_from_db()
     upgrade.refresh_from_db()
+    # Then the data is back but the upgrade is not called rolled back: the version is next
     assert run.status == RunStatus.PASSED, run.reason + run.output
     assert "verified" in run.reason
+    assert upgrade.status == UpgradeStatus.IN_PROGRESS
+    said = upgrade.events.filter(kind=EventKind.ROLLBACK).first().message
+    assert "still runs 1.5.0" in said and "roll the version back" in said
+    assert "roll_back" in services.upgrade_verdicts(upgrade=upgrade, by=manager)
+    assert services.upgrade_verdicts(upgrade=upgrade, by=manager)["roll_back"].allowed
+    # And after the version rollback the upgrade is rolled back
+    rollback = services.upgrade_act(
+        upgrade=upgrade, action="roll_back", by=manager, reason="data and code back"
+    ).run
+    services.check_run_execute(run_id=rollback.pk)
+    upgrade.refresh_from_db()
     assert upgrade.status == UpgradeStatus.ROLLED_BACK
+    assert httpx.get(f"{demo_mycelia.url}/health").json()["version"] == "1.4.2"
 
 
-def test_rollback__hook_fails__upgrade_marked_failed(minor, manager, demo_mycelia):
-    upgrade = _started(minor, manager)
+def test_database_restore__only_backups_taken_before_the_deploy_are_offered(minor, manager):
+    upgrade = _deploy(_started(minor, manager), manager)
+    backup = services.upgrade_act(upgrade=upgrade, action="back_up", by=manager).run
+    services.check_run_execute(run_id=backup.pk)
+    verdict = services.upgrade_verdicts(upgrade=upgrade, by=manager)["restore_database"]
+    assert not verdict.allowed and "before this upgrade's deploy" in verdict.why
+
+
+def test_rollback__hook_fails__upgrade_stays_in_progress_offering_retry_or_by_hand(
+    minor, manager, demo_mycelia
+):
+    upgrade = _deploy(_started(minor, manager), manager)
     set_fault(demo_mycelia, "command_fails")
-    run = services.action_request(
-        upgrade=upgrade, action="rollback_version", by=manager, confirmed=True
-    )
+    run = services.upgrade_act(upgrade=upgrade, action="roll_back", by=manager, reason="errors").run
     services.check_run_execute(run_id=run.pk)
     upgrade.refresh_from_db()
-    assert upgrade.status == UpgradeStatus.FAILED
+    assert upgrade.status == UpgradeStatus.IN_PROGRESS
+    assert upgrade.rollback_state == "failed"
+    allowed = {
+        a for a, v in services.upgrade_verdicts(upgrade=upgrade, by=manager).items() if v.allowed
+    }
+    assert {"retry", "resolved_by_hand", "mark_failed"} <= allowed
+    assert "roll_back" not in allowed
 
 
 def test_rollback__draft_upgrade__is_refused(minor, manager):
-    with pytest.raises(services.Conflict, match="roll back"):
+    with pytest.raises(services.Conflict, match="cannot"):
         services.action_request(
             upgrade=minor, action="rollback_version", by=manager, confirmed=True
         )
 
 
 def test_sweep__queued_run_never_sent__is_nudged(minor, manager, monkeypatch):
+    _deployed(minor)
     sent: list[int] = []
     from upgrades.tasks import check_run_execute_task
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import drive, mark_deployed
 from upgrades import services
 from upgrades.models import (
     ApprovalState,
@@ -125,7 +126,7 @@ def test_major__start_without_go__is_refused_then_other_manager_go_allows_it(
     upgrade = make_upgrade("major", version_from="1.9.0", version_to="2.0.0")
     _close_pre_upgrade_steps(upgrade, manager)
     assert upgrade.approval == ApprovalState.PENDING
-    with pytest.raises(services.Conflict, match="go decision"):
+    with pytest.raises(services.Conflict, match="needs a go from a release manager other"):
         services.upgrade_transition(upgrade=upgrade, transition="start", by=manager)
     with pytest.raises(services.NotAllowed, match="Four eyes"):
         services.upgrade_decide(upgrade=upgrade, by=manager, decision="go", reason="mine")
@@ -165,24 +166,17 @@ def test_decide__minor_upgrade__needs_no_approval(make_upgrade, second_manager):
 
 
 def test_complete__required_step_open__is_refused(make_upgrade, manager):
-    upgrade = make_upgrade("minor")
-    _close_pre_upgrade_steps(upgrade, manager)
-    services.upgrade_transition(upgrade=upgrade, transition="start", by=manager)
-    with pytest.raises(services.Conflict, match="Completion needs every required step"):
-        services.upgrade_transition(upgrade=upgrade, transition="complete", by=manager)
+    upgrade = drive(make_upgrade("minor"), manager, to="monitoring")
+    services.upgrade_act(upgrade=upgrade, action="end_monitoring", by=manager, reason="calm")
+    with pytest.raises(services.Conflict, match="completion needs every required step"):
+        services.upgrade_act(upgrade=upgrade, action="complete", by=manager)
 
 
 def test_lifecycle__minor_upgrade__walks_draft_to_completed_and_records_each_move(
     make_upgrade, manager
 ):
-    upgrade = make_upgrade("minor")
-    upgrade.window_start = upgrade.created_at
-    upgrade.save()
-    for transition in ("schedule", "start", "begin_monitoring"):
-        if transition == "start":
-            _close_all_required_steps(upgrade, manager)
-        upgrade = services.upgrade_transition(upgrade=upgrade, transition=transition, by=manager)
-    upgrade = services.upgrade_transition(upgrade=upgrade, transition="complete", by=manager)
+    upgrade = drive(make_upgrade("minor"), manager, to="scheduled")
+    upgrade = drive(upgrade, manager, to="completed")
     assert upgrade.status == UpgradeStatus.COMPLETED and upgrade.finished_at
     moves = list(
         upgrade.events.filter(kind=EventKind.TRANSITION)
@@ -219,7 +213,8 @@ def test_transition__makes_no_sense_from_status__is_refused_with_message(
     upgrade.save()
     with pytest.raises(services.Conflict) as refusal:
         services.upgrade_transition(upgrade=upgrade, transition=transition, by=manager, reason="r")
-    assert "cannot" in refusal.value.message
+    assert refusal.value.message.endswith(".")
+    assert transition not in refusal.value.allowed_actions
     upgrade.refresh_from_db()
     assert upgrade.status == status
 
@@ -239,18 +234,26 @@ def test_transition__ending_without_reason__is_refused(make_upgrade, manager, tr
         )
 
 
-def test_roll_back__in_progress_with_reason__ends_rolled_back_and_closes_checklist(
-    make_upgrade, manager
-):
-    upgrade = make_upgrade("emergency")
-    services.upgrade_transition(upgrade=upgrade, transition="start", by=manager)
-    upgrade = services.upgrade_transition(
-        upgrade=upgrade, transition="roll_back", by=manager, reason="error rate doubled"
+def test_roll_back__after_a_deploy__queues_the_previous_version_on_a_worker(make_upgrade, manager):
+    upgrade = drive(make_upgrade("emergency"), manager, to="in_progress")
+    mark_deployed(upgrade)
+    acted = services.upgrade_act(
+        upgrade=upgrade, action="roll_back", by=manager, reason="error rate doubled"
     )
-    assert upgrade.status == UpgradeStatus.ROLLED_BACK
-    step = upgrade.steps.first()
+    assert acted.run.action == "rollback_version" and acted.run.params == {"version": "1.4.2"}
+    assert acted.upgrade.rollback_state == "running"
+    assert acted.upgrade.status == UpgradeStatus.IN_PROGRESS  # until the worker says it worked
+
+
+def test_mark_failed__closes_the_checklist_and_schedules_reviews(make_upgrade, manager):
+    upgrade = drive(make_upgrade("minor"), manager, to="in_progress")
+    upgrade = services.upgrade_act(
+        upgrade=upgrade, action="mark_failed", by=manager, reason="build broken"
+    ).upgrade
+    assert upgrade.status == UpgradeStatus.FAILED
+    assert upgrade.reviews.count() == 3
     with pytest.raises(services.Conflict, match="checklist is closed"):
-        services.step_complete(step=step, by=manager)
+        services.step_complete(step=upgrade.steps.first(), by=manager)
 
 
 def test_step_complete__twice__records_once(make_upgrade, manager, second_manager):

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from tests.conftest import _flag_exists
 from upgrades.models import EventKind, PhaseStage, StepStatus, UpgradeStatus
 
 
@@ -159,7 +160,10 @@ def test_detail__unknown_upgrade__answers_404_page(manager_client):
     assert response.status_code == 404
 
 
-def test_create__valid_form__creates_upgrade_and_redirects(manager_client, playbook, staging):
+def test_create__valid_form__creates_upgrade_and_redirects(
+    manager_client, playbook, staging, manager
+):
+    _flag_exists("new-checkout", staging, manager)
     response = manager_client.post(
         reverse("upgrades:create"),
         {

@@ -100,6 +100,8 @@ def upgrade_act(
     if action not in Action.values:
         raise InvalidInput(f"Unknown action “{action}”.", field="action")
     reason, override_reason = reason.strip(), override_reason.strip()
+    # Decide on the row as it is now, not on what the caller loaded earlier.
+    upgrade = Upgrade.objects.select_related("environment", "owner").get(pk=upgrade.pk)
     verdict = _verdict_or_refuse(upgrade, action, by)
     if verdict.needs_reason and not reason:
         raise InvalidInput(f"“{verdict.label}” needs a reason for the timeline.", field="reason")
