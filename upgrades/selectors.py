@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from upgrades.models import (
@@ -17,8 +17,10 @@ from upgrades.models import (
     CheckRun,
     CommonIssue,
     DeploymentFreeze,
+    Environment,
     EventKind,
     Facts,
+    FreezeEvent,
     MonitoringSample,
     MonitoringWindow,
     PhaseStage,
@@ -290,8 +292,9 @@ DASHBOARD_ROWS = 20
 
 
 def dashboard() -> dict:
-    """What a release manager watches: work in flight, what failed, what is coming, what is due.
-    A fixed number of queries, however much history there is."""
+    """What a release manager watches: work in flight, what failed, what is coming, what is due,
+    and the deployment freezes in effect or next per environment. A fixed number of queries,
+    however much history there is."""
     now = timezone.now()
     active = list(
         _upgrades_with_people().filter(
@@ -339,6 +342,7 @@ def dashboard() -> dict:
             .select_related("upgrade", "owner")
             .order_by("due_at")[:DASHBOARD_ROWS]
         ),
+        "freezes": freezes_by_environment(now=now),
         "now": now,
     }
 
@@ -457,3 +461,125 @@ def database_backups_before_deploy(upgrade: Upgrade) -> list[Artifact]:
 
 def lifecycle_verdicts(upgrade: Upgrade, *, actor=None) -> dict[str, Verdict]:
     return lifecycle.verdicts(lifecycle_facts(upgrade, actor=actor))
+
+
+# --- deployment freezes ----------------------------------------------------------------------
+
+
+@dataclass
+class FreezeSpan:
+    """One span of a freeze: the one in effect, or the next to come."""
+
+    freeze: DeploymentFreeze
+    starts_at: datetime
+    ends_at: datetime
+    active: bool = False
+
+    @property
+    def environment_names(self) -> list[str]:
+        return [e.name for e in self.freeze.environments.all()]
+
+
+def _live_freezes(now: datetime) -> QuerySet[DeploymentFreeze]:
+    """Freezes not lifted and not over: in effect now, or some span still to come."""
+    return DeploymentFreeze.objects.filter(ended_at__isnull=True).filter(
+        Q(weekly=True) | Q(ends_at__gt=now)
+    )
+
+
+def _span_now_or_next(freeze: DeploymentFreeze, now: datetime) -> FreezeSpan | None:
+    span = freeze.next_span(now)
+    if span is None:
+        return None
+    return FreezeSpan(freeze, span[0], span[1], active=freeze.covers(now))
+
+
+def freeze_board(*, now: datetime | None = None) -> dict:
+    """The freezes page: those in effect now and those to come (each with the span that
+    matters), and the query for the past ones (lifted or over), newest first, to paginate."""
+    now = now or timezone.now()
+    live = (
+        _live_freezes(now)
+        .select_related("created_by")
+        .prefetch_related(
+            "environments", Prefetch("events", FreezeEvent.objects.select_related("actor"))
+        )
+    )
+    spans = [s for s in (_span_now_or_next(f, now) for f in live) if s is not None]
+    spans.sort(key=lambda s: (s.starts_at, s.freeze.pk))
+    past = (
+        DeploymentFreeze.objects.filter(
+            Q(ended_at__isnull=False) | Q(weekly=False, ends_at__lte=now)
+        )
+        .select_related("created_by")
+        .prefetch_related(
+            "environments", Prefetch("events", FreezeEvent.objects.select_related("actor"))
+        )
+        .order_by("-ends_at", "-id")
+    )
+    return {
+        "active": [s for s in spans if s.active],
+        "upcoming": [s for s in spans if not s.active],
+        "past": past,
+        "now": now,
+    }
+
+
+@dataclass
+class EnvironmentFreezes:
+    environment: Environment
+    active: FreezeSpan | None = None
+    next: FreezeSpan | None = None
+
+
+def freezes_by_environment(*, now: datetime | None = None) -> list[EnvironmentFreezes]:
+    """For each environment with a freeze in effect or to come: the freeze in effect now and
+    the next span to begin (another freeze's, or the next week of a weekly one). One query."""
+    now = now or timezone.now()
+    through = DeploymentFreeze.environments.through
+    pairs = through.objects.filter(deploymentfreeze__in=_live_freezes(now)).select_related(
+        "deploymentfreeze", "environment"
+    )
+    freezes: dict[int, DeploymentFreeze] = {}
+    rows: dict[int, EnvironmentFreezes] = {}
+    for pair in pairs:
+        freeze = freezes.setdefault(pair.deploymentfreeze_id, pair.deploymentfreeze)
+        row = rows.setdefault(pair.environment_id, EnvironmentFreezes(pair.environment))
+        current = _span_now_or_next(freeze, now)
+        if current is None:
+            continue
+        coming = current
+        if current.active:
+            if row.active is None or current.ends_at > row.active.ends_at:
+                row.active = current
+            following = freeze.next_span(current.ends_at) if freeze.weekly else None
+            coming = FreezeSpan(freeze, *following) if following else None
+        if coming is not None and (row.next is None or coming.starts_at < row.next.starts_at):
+            row.next = coming
+    return sorted(
+        (r for r in rows.values() if r.active or r.next), key=lambda r: r.environment.name
+    )
+
+
+def freezes_over_window(
+    *, environment: Environment, starts_at: datetime, minutes: int | None
+) -> list[FreezeSpan]:
+    """The freezes on `environment` that a maintenance window from `starts_at` lasting
+    `minutes` (a moment when not given) would fall in, each with the span it meets."""
+    ends_at = starts_at + timedelta(minutes=minutes or 1)
+    found = []
+    for freeze in (
+        _live_freezes(starts_at).filter(environments=environment).prefetch_related("environments")
+    ):
+        span = freeze.next_span(starts_at)
+        if span is not None and span[0] < ends_at:
+            found.append(FreezeSpan(freeze, span[0], span[1], active=freeze.covers(starts_at)))
+    return sorted(found, key=lambda s: s.starts_at)
+
+
+def freezes_in_effect(*, now: datetime | None = None) -> list[FreezeSpan]:
+    """Every freeze in effect now, with its environments."""
+    now = now or timezone.now()
+    live = _live_freezes(now).filter(starts_at__lte=now).prefetch_related("environments")
+    spans = [s for s in (_span_now_or_next(f, now) for f in live) if s and s.active]
+    return sorted(spans, key=lambda s: s.ends_at)

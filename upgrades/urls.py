@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from django.urls import path
 
-from upgrades import views
+from upgrades import views, views_more
 
 app_name = "upgrades"
 urlpatterns = [
     path("", views.upgrade_list, name="list"),
-    path("new/", views.upgrade_create, name="create"),
+    path("new/", views_more.upgrade_create, name="create"),
     path("dashboard/", views.dashboard, name="dashboard"),
     path("lessons/", views.lessons, name="lessons"),
     path("<int:upgrade_id>/reviews/<int:review_id>/", views.review_save, name="review_save"),
@@ -43,4 +43,11 @@ urlpatterns = [
         views.step_action,
         name="step_action",
     ),
+    # Setting upgrades up (views_more): freezes, editing, trying again.
+    path("freezes/", views_more.freeze_list, name="freezes"),
+    path("freezes/new/", views_more.freeze_create, name="freeze_create"),
+    path("freezes/notices/", views_more.freeze_notices, name="freeze_notices"),
+    path("freezes/<int:freeze_id>/lift/", views_more.freeze_lift, name="freeze_lift"),
+    path("<int:upgrade_id>/edit/", views_more.upgrade_edit, name="edit"),
+    path("<int:upgrade_id>/clone/", views_more.upgrade_clone, name="clone"),
 ]

@@ -74,19 +74,20 @@ def freeze_create(
 ) -> DeploymentFreeze:  # fmt: skip
     """Declare a freeze on `environments`; the history records who declared it and its span."""
     environments = list(environments)
+    now = timezone.now()
     name, reason, starts_at, ends_at = _checked(
         name=name, reason=reason, environments=environments, starts_at=starts_at,
-        ends_at=ends_at, weekly=weekly, now=timezone.now(),
+        ends_at=ends_at, weekly=weekly, now=now,
     )  # fmt: skip
     with transaction.atomic():
         freeze = DeploymentFreeze.objects.create(
             name=name, reason=reason, starts_at=starts_at, ends_at=ends_at, weekly=weekly,
-            created_by=by,
+            created_by=by, created_at=now,
         )  # fmt: skip
         freeze.environments.set(environments)
         names = ", ".join(sorted(e.name for e in environments))
         FreezeEvent.objects.create(
-            freeze=freeze, kind=FreezeEventKind.CREATED, actor=by, from_value="",
+            freeze=freeze, kind=FreezeEventKind.CREATED, actor=by, at=now, from_value="",
             to_value=freeze_span_words(freeze)[:200],
             message=f"Freeze “{name}” declared on {names}: {reason}",
         )  # fmt: skip
@@ -108,7 +109,7 @@ def freeze_end(*, freeze: DeploymentFreeze, by: Any) -> DeploymentFreeze:
         locked.ended_at = now
         locked.save(update_fields=["ended_at"])
         FreezeEvent.objects.create(
-            freeze=locked, kind=FreezeEventKind.LIFTED, actor=by,
+            freeze=locked, kind=FreezeEventKind.LIFTED, actor=by, at=now,
             from_value=freeze_span_words(locked)[:200], to_value=f"lifted {_when(now)}",
             message=(
                 f"Freeze “{locked.name}” lifted early: deployments may go ahead."
