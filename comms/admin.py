@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 
+from comms.exceptions import CommsError
 from comms.models import (
     Audience,
     Channel,
@@ -20,6 +22,7 @@ from comms.models import (
     Subscriber,
     WorkerHeartbeat,
 )
+from comms.services.messages import CONTEXT_KEYS, template_render
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -40,8 +43,34 @@ class AudienceAdmin(admin.ModelAdmin):
     list_display = ["key", "name", "description"]
 
 
+class MessageTemplateForm(forms.ModelForm):
+    """A template is tried with every placeholder filled before it is saved, so one that does
+    not parse or render ({% include %}, a syntax error) is refused here rather than found when
+    an upgrade drafts a message from it."""
+
+    class Meta:
+        model = MessageTemplate
+        fields = ["key", "name", "subject_template", "body_template", "audiences", "updated_at"]
+
+    def _tried(self, field: str) -> str:
+        source = self.cleaned_data.get(field, "")
+        sample = {key: f"[{key}]" for key in CONTEXT_KEYS}
+        try:
+            template_render(source=source, context=sample)
+        except CommsError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return source
+
+    def clean_subject_template(self) -> str:
+        return self._tried("subject_template")
+
+    def clean_body_template(self) -> str:
+        return self._tried("body_template")
+
+
 @admin.register(MessageTemplate)
 class MessageTemplateAdmin(admin.ModelAdmin):
+    form = MessageTemplateForm
     list_display = ["key", "name", "subject_template", "updated_at"]
     filter_horizontal = ["audiences"]
 

@@ -65,6 +65,10 @@ class TemplateKey(models.TextChoices):
 DRAFT_TEMPLATE_KEYS = frozenset(
     {TemplateKey.PRE_UPGRADE, TemplateKey.PROGRESS, TemplateKey.POST_UPGRADE}
 )
+# Subscriber notices: they go to the subscribers' channels only.
+NOTICE_TEMPLATE_KEYS = frozenset(
+    {TemplateKey.WINDOW_MOVED, TemplateKey.WINDOW_STARTED, TemplateKey.WINDOW_ENDED}
+)
 
 
 class MessageTemplate(models.Model):
@@ -160,6 +164,11 @@ class Message(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # A template that would not render leaves the draft standing with the reason here (and the
+    # values it was given, to render again once the template is fixed); it cannot be sent
+    # until it renders or someone writes the text.
+    render_error = models.TextField(blank=True)
+    render_context = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

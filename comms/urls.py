@@ -28,6 +28,11 @@ urlpatterns = [
     path("comms/messages/<int:message_id>/", messages.message_detail, name="message_detail"),
     path("comms/messages/<int:message_id>/edit", messages.message_edit, name="message_edit"),
     path("comms/messages/<int:message_id>/send", messages.message_send, name="message_send"),
+    path(
+        "comms/messages/<int:message_id>/render",
+        messages.message_rerender,
+        name="message_rerender",
+    ),
     path("comms/channels/", channels.channel_list, name="channel_list"),
     path("comms/channels/new", channels.channel_new, name="channel_new"),
     path("comms/channels/<int:channel_id>/edit", channels.channel_edit, name="channel_edit"),

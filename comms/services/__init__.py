@@ -28,9 +28,13 @@ message_draft_create(*, upgrade_id: int, template_key: str, context: dict[str, s
     "—"): version_or_feature, date_time, type, duration, impact, rollback_plan, contact, status,
     progress, eta, issues, next_steps, upgrade_title, upgrade_url. Audiences default to the
     template's. Sent at once (by=None) when CommsEnvironmentSettings(environment_key).auto_send.
-    Raises InvalidInput (unknown key) or NotFound (templates not seeded).
+    Raises InvalidInput (unknown key) or NotFound (templates not seeded). A template that does
+    not render (a syntax error, an {% include %}, ...) never raises: the draft is kept with
+    `render_error` saying why, is not sent by itself, and message_send refuses it until it is
+    rendered again (message_rerender, after the template is fixed) or edited by hand.
 
 message_update(*, message, subject: str, body: str, audience_keys: list[str], by) -> Message
+message_rerender(*, message, by) -> Message     (a draft with render_error, from its template)
 message_send(*, message: Message, by: User | None) -> Message
     One Delivery per (channel, recipient) of the message's audiences, each sent by
     delivery_send_task (enqueued on commit). External messages are also posted to the
@@ -46,6 +50,7 @@ status_health_refresh(*, environments: list[dict]) -> dict[str, str]
     environments: [{"key", "name", "status_url", "timeout"}]; fetched with httpx. The task
     comms.tasks.status_health_refresh_task(environments) takes the same list.
 subscriber_subscribe / subscriber_confirm / subscriber_unsubscribe    (status page forms)
+subscriber_by_token(*, token) -> Subscriber     (NotFound for an unknown or malformed token)
 channel_save(*, channel: Channel | None, data: dict, by) -> Channel
     Create (channel=None) or update a channel; data keys: audience (key), name, kind
     (email | webhook), recipients, to_subscribers, url, secret_header_name,
@@ -79,6 +84,7 @@ from comms.services.messages import (
     message_draft_create,
     message_preview,
     message_render,
+    message_rerender,
     message_send,
     message_targets,
     message_update,
@@ -96,6 +102,7 @@ from comms.services.status import (
     window_text,
 )
 from comms.services.subscribers import (
+    subscriber_by_token,
     subscriber_confirm,
     subscriber_confirmation_send,
     subscriber_subscribe,
@@ -119,6 +126,7 @@ __all__ = [
     "message_draft_create",
     "message_preview",
     "message_render",
+    "message_rerender",
     "message_send",
     "message_status_refresh",
     "message_targets",
@@ -131,6 +139,7 @@ __all__ = [
     "status_incident_resolve",
     "status_maintenance_sync",
     "status_windows_check",
+    "subscriber_by_token",
     "subscriber_confirm",
     "subscriber_confirmation_send",
     "subscriber_subscribe",

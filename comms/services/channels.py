@@ -13,6 +13,7 @@ from django.db import transaction
 from comms.exceptions import InvalidInput
 from comms.models import Audience, AudienceKey, Channel, ChannelKind
 from comms.services._events import event_record
+from comms.services._input import text_clean, texts_clean
 
 # What channel_save reads from `data`; a key left out keeps the channel's current value (or the
 # default, for a new channel). `audience` is an Audience or its key.
@@ -24,6 +25,12 @@ _SECRET = "secret_header_value"  # never written to an event
 # RFC 9110 token characters: what a header name may be made of.
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _URL = URLValidator(schemes=["http", "https"])
+# The text fields and the most a form may send for each (the stored limits are checked after
+# the text is tidied).
+_TEXT_FIELDS = {
+    "name": 1000, "recipients": 100_000, "url": 2000, "secret_header_name": 1000,
+    "secret_header_value": 2000,
+}  # fmt: skip
 
 
 def _state(enabled: bool) -> str:
@@ -41,12 +48,15 @@ def _environment_keys_clean(value: Any) -> list[str]:
         raise InvalidInput(
             "Environments must be a list of environment keys (strings), e.g. staging, production."
         )
+    value = texts_clean(value, field="environment_keys", max_length=100)
     return list(dict.fromkeys(k.strip() for k in value if k.strip()))
 
 
 def _audience_clean(value: Any) -> Audience:
     if isinstance(value, Audience):
         return value
+    if isinstance(value, str):
+        value = text_clean(value, field="audience", max_length=100)
     audience = Audience.objects.filter(key=str(value)).first() if value else None
     if audience is None:
         known = ", ".join(Audience.objects.values_list("key", flat=True)) or "none: run comms_seed"
@@ -56,6 +66,11 @@ def _audience_clean(value: Any) -> Audience:
 
 def _values_clean(values: dict[str, Any]) -> dict[str, Any]:
     """The channel's values as they will be stored, or InvalidInput naming the first problem."""
+    # Text a database, a mail header and a page can all carry (no lone surrogates, no control
+    # characters), each problem named by its form field.
+    values = dict(values)
+    for field, limit in _TEXT_FIELDS.items():
+        values[field] = text_clean(values[field], field=field, max_length=limit)
     clean: dict[str, Any] = {"audience": _audience_clean(values["audience"])}
 
     name = " ".join(str(values["name"] or "").split())

@@ -14,6 +14,7 @@ from django.utils import timezone
 from comms.exceptions import Conflict, InvalidInput, NotFound
 from comms.models import (
     DRAFT_TEMPLATE_KEYS,
+    NOTICE_TEMPLATE_KEYS,
     Audience,
     AudienceKey,
     Channel,
@@ -30,6 +31,7 @@ from comms.models import (
     TemplateKey,
 )
 from comms.services._events import event_record
+from comms.services._input import text_clean, texts_clean
 from comms.services._outgoing import email_build, webhook_payload
 from comms.services.deliveries import _enqueue
 
@@ -182,10 +184,19 @@ def comms_seed() -> dict[str, int]:
 
 
 def template_render(*, source: str, context: dict[str, Any]) -> str:
+    """The template rendered as plain text, or InvalidInput saying why not. Templates are edited
+    by staff, so anything may be wrong with one: a syntax error, an {% include %} of a template
+    that does not exist, a filter that raises."""
     try:
-        return _ENGINE.from_string(source).render(Context(context, autoescape=False))
+        template = _ENGINE.from_string(source)
     except TemplateSyntaxError as exc:
         raise InvalidInput(f"The template does not parse: {exc}") from exc
+    except Exception as exc:
+        raise InvalidInput(f"The template does not parse: {type(exc).__name__}: {exc}") from exc
+    try:
+        return template.render(Context(context, autoescape=False))
+    except Exception as exc:
+        raise InvalidInput(f"The template fails to render: {type(exc).__name__}: {exc}") from exc
 
 
 def _context_clean(context: dict[str, Any]) -> dict[str, str]:
@@ -198,9 +209,31 @@ def _context_clean(context: dict[str, Any]) -> dict[str, str]:
 
 def message_render(*, template: MessageTemplate, context: dict[str, Any]) -> tuple[str, str]:
     values = _context_clean(context)
-    subject = " ".join(template_render(source=template.subject_template, context=values).split())
-    body = template_render(source=template.body_template, context=values)
-    return subject[:300], body
+    try:
+        subject = template_render(source=template.subject_template, context=values)
+    except InvalidInput as exc:
+        raise InvalidInput(f"The subject of “{template.name}”: {exc}") from exc
+    try:
+        body = template_render(source=template.body_template, context=values)
+    except InvalidInput as exc:
+        raise InvalidInput(f"The body of “{template.name}”: {exc}") from exc
+    return " ".join(subject.split())[:300], body
+
+
+def _render_or_error(template: MessageTemplate, context: dict[str, Any]) -> tuple[str, str, str]:
+    """(subject, body, "") when the template renders; otherwise a placeholder subject, no body
+    and the reason. Rendering never blocks the action that asked for the message."""
+    try:
+        subject, body = message_render(template=template, context=context)
+    except InvalidInput as exc:
+        logger.warning("The %s template does not render: %s", template.key, exc)
+        return f"{template.name} (not rendered)"[:300], "", str(exc)[:2000]
+    return subject, body, ""
+
+
+def _plain(context: dict[str, Any]) -> dict[str, str]:
+    """The values a draft was made from, kept to render it again."""
+    return {str(k): "" if v is None else str(v) for k, v in (context or {}).items()}
 
 
 def message_draft_create(
@@ -212,7 +245,9 @@ def message_draft_create(
     environment_key: str,
 ) -> Message:
     """A draft from the template record, placeholders filled from `context` (empty ones read
-    "—"). Sent at once when the environment's CommsEnvironmentSettings.auto_send is on."""
+    "—"). Sent at once when the environment's CommsEnvironmentSettings.auto_send is on. A
+    template that does not render still gives a draft, with `render_error` saying why; it is
+    never sent by itself."""
     if template_key not in DRAFT_TEMPLATE_KEYS:
         raise InvalidInput(
             f"Unknown message template '{template_key}': use pre_upgrade, progress or post_upgrade."
@@ -220,7 +255,7 @@ def message_draft_create(
     template = MessageTemplate.objects.filter(key=template_key).first()
     if template is None:
         raise NotFound(f"The '{template_key}' template is missing: run manage.py comms_seed.")
-    subject, body = message_render(template=template, context=context)
+    subject, body, error = _render_or_error(template, context)
     with transaction.atomic():
         message = Message.objects.create(
             upgrade_id=upgrade_id,
@@ -230,22 +265,56 @@ def message_draft_create(
             template_key=template_key,
             subject=subject,
             body=body,
+            render_error=error,
+            render_context=_plain(context),
             created_by=by if getattr(by, "is_authenticated", False) else None,
         )
         message.audiences.set(template.audiences.all())
-        event_record(kind="message_drafted", subject=message, by=by, to_state=message.status)
+        event_record(kind="message_drafted", subject=message, by=by, to_state=message.status,
+                     detail={"render_error": error} if error else None)  # fmt: skip
     auto = CommsEnvironmentSettings.objects.filter(
         environment_key=environment_key, auto_send=True
     ).exists()
-    if auto:
+    if auto and not error:
         message = message_send(message=message, by=None)
     return message
+
+
+def message_rerender(*, message: Message, by: Any) -> Message:
+    """Render a draft that did not render again, from its template as it is now and the values
+    it was made with. Still failing: the new reason is kept on the draft and raised."""
+    template = MessageTemplate.objects.filter(key=message.template_key).first()
+    if template is None:
+        raise NotFound(
+            f"The '{message.template_key}' template is missing: run manage.py comms_seed."
+        )
+    subject, body, error = _render_or_error(template, message.render_context)
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.status != MessageStatus.DRAFT:
+            raise Conflict("This message has been sent: it can no longer be rendered again.")
+        if not locked.render_error:
+            raise Conflict("This draft rendered already: edit it, or keep it as it is.")
+        if error:
+            locked.render_error = error
+            locked.save(update_fields=["render_error"])
+        else:
+            locked.subject, locked.body, locked.render_error = subject, body, ""
+            locked.save(update_fields=["subject", "body", "render_error"])
+            event_record(kind="message_rendered", subject=locked, by=by,
+                         from_state=locked.status, to_state=locked.status)  # fmt: skip
+    if error:
+        raise InvalidInput(f"It still does not render. {error}")
+    return locked
 
 
 def message_update(
     *, message: Message, subject: str, body: str, audience_keys: list[str], by: Any
 ) -> Message:
-    subject = " ".join((subject or "").split())
+    """The manager's own words for a draft (which then no longer waits on its template)."""
+    subject = " ".join(text_clean(subject, field="subject", max_length=10_000).split())
+    body = text_clean(body, field="body", max_length=100_000)
+    audience_keys = texts_clean(audience_keys, field="audience", max_length=100)
     if not subject:
         raise InvalidInput("The subject is empty: write one.")
     if len(subject) > 300:
@@ -260,9 +329,12 @@ def message_update(
         if locked.status != MessageStatus.DRAFT:
             raise Conflict("This message has been sent: it can no longer be edited.")
         before = {"subject": locked.subject, "audiences": _audience_keys(locked)}
+        if locked.render_error:
+            before["render_error"] = locked.render_error
         locked.subject, locked.body = subject, body.replace("\r\n", "\n")
         locked.edited_by, locked.edited_at = by, timezone.now()
-        locked.save(update_fields=["subject", "body", "edited_by", "edited_at"])
+        locked.render_error = ""
+        locked.save(update_fields=["subject", "body", "edited_by", "edited_at", "render_error"])
         locked.audiences.set(audiences)
         event_record(
             kind="message_edited",
@@ -399,9 +471,17 @@ def message_send(*, message: Message, by: Any | None) -> Message:
         locked = Message.objects.select_for_update().get(pk=message.pk)
         if locked.status != MessageStatus.DRAFT:
             raise Conflict("This message has already been sent.")
+        if locked.render_error:
+            raise InvalidInput(
+                "This draft did not render from its template, so there is nothing to send yet: "
+                "fix the template and render it again, or write the subject and body yourself."
+            )
         if not locked.audiences.exists():
             raise InvalidInput("Choose at least one audience before sending.")
-        _dispatch(locked, message_targets(message=locked), by)
+        targets = message_targets(message=locked)
+        if locked.template_key in NOTICE_TEMPLATE_KEYS:
+            targets = [t for t in targets if t.channel.to_subscribers]
+        _dispatch(locked, targets, by)
     return locked
 
 
@@ -441,18 +521,24 @@ def notice_send(
     upgrade_title: str, upgrade_url: str,
 ) -> Message | None:  # fmt: skip
     """A subscriber notice (window moved, started or ended), sent without a draft to the
-    subscribers' channels only. Call inside the transaction of the change it announces."""
+    subscribers' channels only. Call inside the transaction of the change it announces. A
+    template that does not render never blocks that change: the notice stays a draft with
+    `render_error` set, for a manager to fix and send."""
     template = MessageTemplate.objects.filter(key=template_key).first()
     if template is None:
         logger.warning("No %s template: run manage.py comms_seed", template_key)
         return None
-    subject, body = message_render(template=template, context=context)
+    subject, body, error = _render_or_error(template, context)
     message = Message.objects.create(
         upgrade_id=upgrade_id, upgrade_title=upgrade_title[:300], upgrade_url=upgrade_url[:500],
         environment_key=environment_key, template_key=template_key, subject=subject, body=body,
+        render_error=error, render_context=_plain(context),
     )  # fmt: skip
     message.audiences.set(Audience.objects.filter(key=AudienceKey.EXTERNAL))
-    event_record(kind="notice_created", subject=message, to_state=message.status)
+    event_record(kind="notice_created", subject=message, to_state=message.status,
+                 detail={"render_error": error} if error else None)  # fmt: skip
+    if error:
+        return message
     targets = [t for t in message_targets(message=message) if t.channel.to_subscribers]
     _dispatch(message, targets, None)
     return message

@@ -25,6 +25,7 @@ from comms.models import (
     UpgradeLifecycle,
 )
 from comms.services._events import event_record
+from comms.services._input import text_clean
 from comms.services._outgoing import site_url
 from comms.services.messages import notice_send
 
@@ -234,7 +235,8 @@ def status_windows_check() -> dict[str, int]:
 
 def status_incident_resolve(*, upgrade_id: int, body: str, by: Any | None) -> StatusIncident:
     """Close the incident of a rolled-back or failed upgrade, with a closing update."""
-    body = (body or "").strip() or "This incident has been resolved."
+    body = text_clean(body, field="body", max_length=5000).strip()
+    body = body or "This incident has been resolved."
     with transaction.atomic():
         incident = (
             StatusIncident.objects.select_for_update()

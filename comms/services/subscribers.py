@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from functools import partial
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.utils import timezone
 from comms.exceptions import InvalidInput, NotFound
 from comms.models import Subscriber, new_token
 from comms.services._events import event_record
+from comms.services._input import text_clean, texts_clean
 from comms.services._outgoing import site_url
 
 logger = logging.getLogger(__name__)
@@ -28,7 +30,9 @@ def subscriber_subscribe(
     is confirmed. Subscribing again (confirmed or not) updates the choices and, when not yet
     confirmed or unsubscribed, mails a fresh link. The answer never says whether the address
     was known."""
-    email = (email or "").strip().lower()
+    email = text_clean(email, field="email", max_length=254).strip().lower()
+    environment_keys = texts_clean(environment_keys[:50], field="environment", max_length=100)
+    component_keys = texts_clean(component_keys[:200], field="component", max_length=200)
     try:
         validate_email(email)
     except ValidationError as exc:
@@ -89,10 +93,27 @@ def subscriber_confirmation_send(*, subscriber_id: int) -> bool:
     return True
 
 
-def _by_token(token: str) -> Subscriber:
-    subscriber = Subscriber.objects.select_for_update().filter(token=token).first()
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,100}")
+_NOT_VALID = "This link is not valid (any more). Subscribe again from the status page."
+
+
+def subscriber_by_token(*, token: str) -> Subscriber:
+    """The subscriber a mailed link is for; NotFound for a token that is unknown or could not
+    be one (nothing else reaches the database)."""
+    subscriber = Subscriber.objects.filter(token=token).first() if _TOKEN.fullmatch(token) else None
     if subscriber is None:
-        raise NotFound("This link is not valid (any more). Subscribe again from the status page.")
+        raise NotFound(_NOT_VALID)
+    return subscriber
+
+
+def _by_token(token: str) -> Subscriber:
+    subscriber = (
+        Subscriber.objects.select_for_update().filter(token=token).first()
+        if _TOKEN.fullmatch(token)
+        else None
+    )
+    if subscriber is None:
+        raise NotFound(_NOT_VALID)
     return subscriber
 
 

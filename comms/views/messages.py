@@ -10,12 +10,20 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from comms import services
 from comms.exceptions import CommsError
-from comms.models import Audience, Delivery, DeliveryStatus, Message, MessageStatus
+from comms.models import (
+    Audience,
+    Delivery,
+    DeliveryStatus,
+    Message,
+    MessageStatus,
+    MessageTemplate,
+)
 from mycelia_ops.roles import release_manager_required, viewer_required
 
 
@@ -46,12 +54,26 @@ def message_list(request: HttpRequest) -> HttpResponse:
     if status in MessageStatus.values:
         rows = rows.filter(status=status)
     page = Paginator(rows, settings.PAGE_SIZE).get_page(request.GET.get("page"))
+    if any(m.render_error for m in page.object_list):
+        fix = _template_fix_urls()
+        for m in page.object_list:
+            m.template_fix_url = fix.get(m.template_key, "")
     context = {"page": page, "status": status, "statuses": MessageStatus.choices}
     template = "comms/messages.html#rows" if request.htmx else "comms/messages.html"
     return render(request, template, context)
 
 
+def _template_fix_urls() -> dict[str, str]:
+    """Where staff edit each message template (the admin's change page)."""
+    return {
+        key: reverse("admin:comms_messagetemplate_change", args=[pk])
+        for pk, key in MessageTemplate.objects.values_list("pk", "key")
+    }
+
+
 def _detail_context(message: Message, **extra: Any) -> dict[str, Any]:
+    if message.render_error:
+        extra.setdefault("template_fix_url", _template_fix_urls().get(message.template_key, ""))
     deliveries = list(message.deliveries.select_related("channel").order_by("id"))
     return {
         "message": message,
@@ -91,6 +113,24 @@ def message_edit(request: HttpRequest, message_id: int) -> HttpResponse:
                                          "body": request.POST.get("body", "")})  # fmt: skip
         return render(request, "comms/message.html", context, status=exc.status)
     flash.success(request, "Draft saved. Check the preview before sending.")
+    return redirect(message)
+
+
+@require_POST
+@release_manager_required
+def message_rerender(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Render a draft that did not render again, once its template is fixed."""
+    message = _get_message_for_user(request, message_id)
+    try:
+        services.message_rerender(message=message, by=request.user)
+    except CommsError as exc:
+        message.refresh_from_db()
+        return render(request, "comms/message.html",
+                      _detail_context(message, render_again_error=str(exc)),
+                      status=exc.status)  # fmt: skip
+    flash.success(
+        request, "The draft rendered from its template. Check the preview before sending."
+    )
     return redirect(message)
 
 

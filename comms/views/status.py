@@ -16,7 +16,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from comms import selectors, services
 from comms.exceptions import CommsError
 from comms.feeds import StatusUpdatesFeed
-from comms.models import Subscriber
 from mycelia_ops.roles import release_manager_required, viewer_required
 
 
@@ -124,10 +123,11 @@ def status_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     """GET only asks (mail scanners follow links); POST unsubscribes, from the page's button or
     a mail client's one-click POST. The token in the link is the authority for both."""
     if request.method == "GET":
-        subscriber = Subscriber.objects.filter(token=token).first()
-        if subscriber is None:
-            error = "This link is not valid (any more). Subscribe again from the status page."
-            return render(request, "comms/subscription.html", {"error": error}, status=404)
+        try:
+            subscriber = services.subscriber_by_token(token=token)
+        except CommsError as exc:
+            context = {"error": str(exc)}
+            return render(request, "comms/subscription.html", context, status=exc.status)
         already = subscriber.unsubscribed_at is not None
         context = {"subscriber": subscriber, "unsubscribed": already, "ask": not already}
         return render(request, "comms/subscription.html", context)
