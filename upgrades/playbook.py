@@ -298,13 +298,17 @@ def _feature_flag() -> Template:
                 "Step 2: Deployment",
                 DEPLOY,
                 [
+                    # The deploy of a flag upgrade turns the flag on and ticks this step.
                     Step(
                         "1. Enable Feature Flag",
                         "Enable feature flag",
                         f"# Enable feature via CLI\n{FLAG_CLI_ENABLE}\n\n# Or via API\n"
                         f"{FLAG_API_ENABLE}",
+                        DEPLOY,
                     ),
-                    Step("Deployment", "Monitor system health", "pnpm run diagnose", CMD),
+                    # "Monitor system health" is judged by /health, not by a command that
+                    # passes while the service answers 503.
+                    Step("Deployment", "Monitor system health", "pnpm run diagnose", HTTP),
                     Step("2. Monitor Feature", "Check error rates", "pnpm run ops:lint", SLO),
                     Step("Deployment", "Verify functionality"),
                 ],
@@ -385,7 +389,7 @@ def _minor() -> Template:
                         HTTP,
                     ),
                     Step("Post-Upgrade", "Run diagnostics", "pnpm run diagnose", CMD),
-                    Step("Post-Upgrade", "Monitor system health", "pnpm run ops:tail", CMD),
+                    Step("Post-Upgrade", "Monitor system health", "pnpm run ops:tail", HTTP),
                 ],
             ),
             _upgrade_monitoring(),
