@@ -1,23 +1,16 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from flags import views
-from flags.api import management, ofrep, schema
 
 app_name = "flags"
 
-# Included at the site root: every pattern carries its full prefix.
+# Included at the site root: every pattern carries its full prefix. The flags API is part of
+# the product's API (mycelia_ops/api.py, at /api/).
 urlpatterns = [
-    # The playbook's API. enable/disable come before {name}: those two words are reserved keys.
-    path("api/feature-flags", management.flag_collection, name="api_flags"),
-    path("api/feature-flags/enable", management.flag_enable, name="api_enable"),
-    path("api/feature-flags/disable", management.flag_disable, name="api_disable"),
-    path("api/feature-flags/<str:name>", management.flag_detail, name="api_flag"),
-    path("api/openapi.json", schema.openapi_schema, name="api_schema"),
-    # OFREP
-    path("ofrep/v1/evaluate/flags", ofrep.evaluate_flags, name="ofrep_bulk"),
-    path("ofrep/v1/evaluate/flags/<str:key>", ofrep.evaluate_flag, name="ofrep_flag"),
+    # OFREP (its own URLconf module: the lean OFREP handler resolves against it alone)
+    path("", include("flags.api.ofrep_urls")),
     # Pages
     path("flags/", views.flag_list, name="list"),
     path("flags/new/", views.flag_create, name="create"),

@@ -5,7 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from mycelia_ops import health
+from mycelia_ops import api, health
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="upgrades:list", permanent=False), name="home"),
@@ -18,6 +18,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health", health.health, name="health"),
     path("ops/status.json", health.ops_status, name="ops_status"),
+    path("api/", api.urls()),  # the REST API (django-ninja): flags, upgrades; /api/openapi.json
     path("upgrades/", include("upgrades.urls")),
     path("", include("flags.urls")),
     path("", include("comms.urls")),

@@ -1,10 +1,11 @@
 """WSGI entry point.
 
 Flag evaluation (OFREP) is the one hot path that Mycelia's services call on every request, and it
-authenticates with its own Bearer tokens: it needs none of the session, sign-in, CSRF, messages
-or htmx middleware that the pages use. Those requests go to a second Django handler built with a
-lean middleware stack, and the plain evaluation POSTs skip Django's request handling altogether
-(flags/api/ofrep_wsgi.py); everything else goes through the full one.
+authenticates with its own Bearer tokens: it needs none of the session, sign-in, CSRF, messages,
+htmx or CSP middleware that the pages use. Requests under /ofrep/ go to a second Django handler
+whose middleware is SecurityMiddleware (its headers and HTTPS redirect, as on every response) and
+a middleware that points the request at OFREP's own URLconf (flags/api/ofrep_urls.py); the views
+are the same ones the full stack routes to. Everything else goes through the full handler.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mycelia_ops.settings")
 LEAN_PREFIXES = ("/ofrep/",)
 LEAN_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "flags.api.lean.ofrep_urlconf",
+    "flags.api.ofrep_urls.ofrep_urlconf",
 ]
 
 
 class LeanHandler(WSGIHandler):
-    """Django's handler, loading only LEAN_MIDDLEWARE."""
+    """Django's own WSGI handler, built with LEAN_MIDDLEWARE instead of settings.MIDDLEWARE.
+
+    Django reads the list from settings when it loads the middleware, once, here at start-up
+    before any request is served; the setting is put back at once."""
 
     def load_middleware(self, is_async: bool = False) -> None:
         full = settings.MIDDLEWARE
@@ -37,11 +41,7 @@ class LeanHandler(WSGIHandler):
 
 
 pages = get_wsgi_application()
-lean_django = LeanHandler()
-# The plain OFREP POST skips Django altogether; the rest of /ofrep/ goes to the lean handler.
-from flags.api.ofrep_wsgi import ofrep_fast_path  # noqa: E402  (needs django.setup() first)
-
-lean = ofrep_fast_path(lean_django)
+lean = LeanHandler()
 
 
 def application(environ, start_response):

@@ -1,73 +1,114 @@
-"""The JSON API the playbook gives: list, show, create, enable and disable flags."""
+"""The playbook's flags API on the product's API (mycelia_ops/api.py): list, show and create
+flags, turn them on and off. Thin: each operation checks its input and calls a service."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+import re
+from typing import Annotated, Any
 
 from django.conf import settings
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.core.paginator import EmptyPage, Paginator
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+from ninja.responses import Status
 
 from flags import selectors, services
-from flags.api.auth import api_error, token_required
-from flags.exceptions import (
-    EnvironmentNotFound,
-    FlagAlreadyExists,
-    FlagArchived,
-    FlagNotFound,
-    FlagServiceError,
-)
-from flags.models import Flag, FlagEvent, FlagState, Via
-from mycelia_ops.roles import is_release_manager
+from flags.api.auth import default_environment_key
+from flags.exceptions import FlagNotFound
+from flags.models import FLAG_KEY_PATTERN, Flag, FlagEvent, FlagState, Via, tags_normalise
+from mycelia_ops.api import ERRORS, Body, ErrorOut, manager_auth, token_auth
+from mycelia_ops.validation import BadInput
 
 HISTORY_IN_DETAIL = 20
+TAGS_MAX = 200  # Flag.tags is a CharField(max_length=200)
+_KEY = re.compile(FLAG_KEY_PATTERN)
 
-api_token_required = token_required(evaluation_allowed=False, error_body=api_error)
-
-
-class BadRequest(Exception):
-    pass
+router = Router()
 
 
-def default_environment_key() -> str:
-    return getattr(settings, "FLAGS_DEFAULT_ENVIRONMENT", "production")
+# ---------------------------------------------------------------------------------------------
+# Schemas
+
+DATE_TIME = {"format": "date-time"}
 
 
-def _error(status: int, message: str) -> JsonResponse:
-    return JsonResponse(api_error(message), status=status)
+class FlagStateOut(Schema):
+    enabled: bool
+    rollout_percentage: int = Field(ge=0, le=100)
+    rules: list[dict[str, Any]]
+    version: int
+    updated_at: str | None = Field(json_schema_extra=DATE_TIME)
 
 
-def _service_error(exc: FlagServiceError) -> JsonResponse:
-    if isinstance(exc, FlagNotFound | EnvironmentNotFound):
-        return _error(404, str(exc))
-    if isinstance(exc, FlagAlreadyExists | FlagArchived):
-        return _error(409, str(exc))
-    return _error(400, str(exc))
+class FlagOut(Schema):
+    name: str
+    description: str
+    tags: list[str]
+    owner: str | None
+    archived: bool
+    created_at: str | None = Field(json_schema_extra=DATE_TIME)
+    environments: dict[str, FlagStateOut]
 
 
-def read_json(request: HttpRequest, *, allowed: set[str], required: set[str]) -> dict[str, Any]:
-    try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"The request body is not valid JSON: {exc}.") from exc
-    if not isinstance(data, dict):
-        raise BadRequest("The request body must be a JSON object.")
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise BadRequest(
-            f"Unknown fields: {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}."
-        )
-    missing = sorted(f for f in required if f not in data)
-    if missing:
-        raise BadRequest(f"Missing fields: {', '.join(missing)}.")
-    for name, value in data.items():
-        if name != "tags" and not isinstance(value, str):
-            raise BadRequest(f"'{name}' must be a string.")
-    return data
+class FlagEventOut(Schema):
+    at: str | None = Field(json_schema_extra=DATE_TIME)
+    environment: str | None
+    kind: str
+    via: str
+    actor: str | None
+    before: dict[str, Any]
+    after: dict[str, Any]
+    reason: str
+
+
+class FlagDetailOut(FlagOut):
+    history: list[FlagEventOut]
+
+
+class FlagPageOut(Schema):
+    count: int
+    page: int
+    pages: int
+    next: str | None
+    previous: str | None
+    results: list[FlagOut]
+
+
+Tag = Annotated[str, Field(max_length=TAGS_MAX)]
+
+
+class FlagCreateIn(Body):
+    name: str = Field(max_length=100, description="Lowercase letters, digits, '-', '_', '.'")
+    description: str = Field("", max_length=5000)
+    tags: (
+        Annotated[list[Tag], Field(max_length=50)] | Annotated[str, Field(max_length=TAGS_MAX)]
+    ) = Field("", description="A list of tags, or one comma-separated string")
+
+
+class StateChangeIn(Body):
+    name: str = Field(max_length=100)
+    environment: str | None = Field(
+        None,
+        max_length=64,
+        description="Environment key; FLAGS_DEFAULT_ENVIRONMENT when absent",
+    )
+    reason: str = Field("", max_length=2000)
+
+
+class StateChangeOut(Schema):
+    changed: bool
+    name: str
+    environment: str
+    enabled: bool
+    version: int
+
+
+NOT_FOUND = {404: ErrorOut}
+CONFLICT = {409: ErrorOut}
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON of rows (plain dicts, so the bytes are what they were before the schemas)
 
 
 def _iso(moment: Any) -> str | None:
@@ -109,109 +150,116 @@ def event_json(event: FlagEvent) -> dict[str, Any]:
     }
 
 
-@csrf_exempt
-@require_http_methods(["GET", "POST"])
-@api_token_required
-def flag_collection(request: HttpRequest) -> HttpResponse:
-    if request.method == "POST":
-        return _flag_create(request)
-    page_number = request.GET.get("page", "1")
+# ---------------------------------------------------------------------------------------------
+# Operations. enable/disable come before {name}: those two words are reserved flag keys.
+
+
+@router.get(
+    "/feature-flags",
+    auth=token_auth,
+    response={200: FlagPageOut, **ERRORS},
+    summary="List flags, paginated",
+    operation_id="flags_list",
+)
+def flags_list(request: HttpRequest, page: int = Query(1, ge=1, le=1_000_000)) -> dict[str, Any]:
     paginator = Paginator(selectors.flag_list(state="all"), settings.PAGE_SIZE)
     try:
-        page = paginator.page(page_number)
-    except (EmptyPage, PageNotAnInteger):
-        return _error(400, f"No page '{page_number}': pages run from 1 to {paginator.num_pages}.")
-    base = reverse("flags:api_flags")
-    return JsonResponse(
-        {
-            "count": paginator.count,
-            "page": page.number,
-            "pages": paginator.num_pages,
-            "next": f"{base}?page={page.next_page_number()}" if page.has_next() else None,
-            "previous": f"{base}?page={page.previous_page_number()}"
-            if page.has_previous()
-            else None,
-            "results": [flag_json(flag) for flag in page.object_list],
-        }
+        current = paginator.page(page)
+    except EmptyPage:
+        raise BadInput(
+            f"No page '{page}': pages run from 1 to {paginator.num_pages}.", field="page"
+        ) from None
+    base = request.path
+    return {
+        "count": paginator.count,
+        "page": current.number,
+        "pages": paginator.num_pages,
+        "next": f"{base}?page={current.next_page_number()}" if current.has_next() else None,
+        "previous": f"{base}?page={current.previous_page_number()}"
+        if current.has_previous()
+        else None,
+        "results": [flag_json(flag) for flag in current.object_list],
+    }
+
+
+@router.post(
+    "/feature-flags",
+    auth=manager_auth("Only release managers can create flags."),
+    response={201: FlagOut, **ERRORS, **CONFLICT},
+    summary="Create a flag (off in every environment)",
+    operation_id="flags_create",
+)
+def flags_create(request: HttpRequest, payload: FlagCreateIn) -> Status:
+    tags = payload.tags
+    if len(tags_normalise(tags)) > TAGS_MAX:
+        raise BadInput(f"'tags' hold more than {TAGS_MAX} characters in all.", field="tags")
+    flag = services.flag_create(
+        key=payload.name,
+        description=payload.description,
+        tags=tags,
+        by=request.user,
+        via=Via.API,
     )
-
-
-def _flag_create(request: HttpRequest) -> HttpResponse:
-    if not is_release_manager(request.user):
-        return _error(403, "Only release managers can create flags.")
-    try:
-        data = read_json(request, allowed={"name", "description", "tags"}, required={"name"})
-        tags = data.get("tags", "")
-        if not isinstance(tags, str | list) or (
-            isinstance(tags, list) and not all(isinstance(t, str) for t in tags)
-        ):
-            raise BadRequest("'tags' must be a list of strings or a comma-separated string.")
-        flag = services.flag_create(
-            key=data["name"],
-            description=data.get("description", ""),
-            tags=tags,
-            by=request.user,
-            via=Via.API,
-        )
-    except BadRequest as exc:
-        return _error(400, str(exc))
-    except FlagServiceError as exc:
-        return _service_error(exc)
     flag = selectors.flag_list(state="all").get(pk=flag.pk)
-    return JsonResponse(flag_json(flag), status=201)
+    return Status(201, flag_json(flag))
 
 
-@require_GET
-@api_token_required
-def flag_detail(request: HttpRequest, name: str) -> HttpResponse:
-    flag = selectors.flag_list(state="all").filter(key=name).first()
-    if flag is None:
-        return _error(404, str(FlagNotFound(name)))
-    events = flag.events.select_related("environment", "actor")[:HISTORY_IN_DETAIL]
-    return JsonResponse(flag_json(flag) | {"history": [event_json(e) for e in events]})
-
-
-def _set_state(request: HttpRequest, *, on: bool) -> HttpResponse:
-    if not is_release_manager(request.user):
-        return _error(403, "Only release managers can turn flags on or off.")
-    try:
-        data = read_json(request, allowed={"name", "environment", "reason"}, required={"name"})
-        flag = selectors.flag_get(key=data["name"])
-        environment = selectors.environment_get(
-            key=data.get("environment") or default_environment_key()
-        )
-        change = services.flag_set_state(
-            flag=flag,
-            environment=environment,
-            on=on,
-            by=request.user,
-            via=Via.API,
-            reason=data.get("reason", ""),
-        )
-    except BadRequest as exc:
-        return _error(400, str(exc))
-    except FlagServiceError as exc:
-        return _service_error(exc)
-    return JsonResponse(
-        {
-            "changed": change.changed,
-            "name": flag.key,
-            "environment": environment.key,
-            "enabled": change.state.enabled,
-            "version": change.state.version,
-        }
+def _set_state(request: HttpRequest, payload: StateChangeIn, *, on: bool) -> dict[str, Any]:
+    flag = selectors.flag_get(key=payload.name)
+    environment = selectors.environment_get(key=payload.environment or default_environment_key())
+    change = services.flag_set_state(
+        flag=flag,
+        environment=environment,
+        on=on,
+        by=request.user,
+        via=Via.API,
+        reason=payload.reason,
     )
+    return {
+        "changed": change.changed,
+        "name": flag.key,
+        "environment": environment.key,
+        "enabled": change.state.enabled,
+        "version": change.state.version,
+    }
 
 
-@csrf_exempt
-@require_POST
-@api_token_required
-def flag_enable(request: HttpRequest) -> HttpResponse:
-    return _set_state(request, on=True)
+_SWITCH_REFUSAL = "Only release managers can turn flags on or off."
 
 
-@csrf_exempt
-@require_POST
-@api_token_required
-def flag_disable(request: HttpRequest) -> HttpResponse:
-    return _set_state(request, on=False)
+@router.post(
+    "/feature-flags/enable",
+    auth=manager_auth(_SWITCH_REFUSAL),
+    response={200: StateChangeOut, **ERRORS, **NOT_FOUND, **CONFLICT},
+    summary="Turn a flag on (done, or already on)",
+    operation_id="flags_enable",
+)
+def flags_enable(request: HttpRequest, payload: StateChangeIn) -> dict[str, Any]:
+    return _set_state(request, payload, on=True)
+
+
+@router.post(
+    "/feature-flags/disable",
+    auth=manager_auth(_SWITCH_REFUSAL),
+    response={200: StateChangeOut, **ERRORS, **NOT_FOUND},
+    summary="Turn a flag off (done, or already off)",
+    operation_id="flags_disable",
+)
+def flags_disable(request: HttpRequest, payload: StateChangeIn) -> dict[str, Any]:
+    return _set_state(request, payload, on=False)
+
+
+@router.get(
+    "/feature-flags/{name}",
+    auth=token_auth,
+    response={200: FlagDetailOut, **ERRORS, **NOT_FOUND},
+    summary="One flag with its recent history",
+    operation_id="flags_detail",
+)
+def flags_detail(request: HttpRequest, name: str) -> dict[str, Any]:
+    # A name no flag can have is not looked up (a NUL would not even reach PostgreSQL).
+    flag = selectors.flag_list(state="all").filter(key=name).first() if _KEY.match(name) else None
+    if flag is None:
+        raise FlagNotFound(name)
+    events = flag.events.select_related("environment", "actor")[:HISTORY_IN_DETAIL]
+    return flag_json(flag) | {"history": [event_json(e) for e in events]}

@@ -1,8 +1,10 @@
-"""The WSGI entry point: flag evaluation takes the lean handler, pages the full one."""
+"""The WSGI entry point: flag evaluation takes the lean Django handler (SecurityMiddleware and
+OFREP's own URLconf), pages the full one."""
 
 from __future__ import annotations
 
 import io
+import json
 from wsgiref.util import setup_testing_defaults
 
 import pytest
@@ -47,4 +49,26 @@ def test_wsgi__ofrep_unknown_path__answers_404_from_the_small_urlconf():
     status, headers, body = _call("/ofrep/v1/nothing-here", "POST")
     assert status.startswith("404")
     assert headers["Content-Type"].startswith("application/json")
-    assert b"/ofrep/v1/nothing-here" in body
+    # In OFREP's error shape, naming the path
+    assert json.loads(body)["errorCode"] == "GENERAL"
+    assert "/ofrep/v1/nothing-here" in json.loads(body)["errorDetails"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_wsgi__ofrep__security_headers_as_on_every_response():
+    _status, headers, _ = _call("/ofrep/v1/evaluate/flags", "POST")
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_wsgi__lean_handler__only_security_and_the_ofrep_urlconf():
+    # The pages' middleware list is left as it was
+    from django.conf import settings
+
+    from mycelia_ops.wsgi import LEAN_MIDDLEWARE
+
+    assert LEAN_MIDDLEWARE == [
+        "django.middleware.security.SecurityMiddleware",
+        "flags.api.ofrep_urls.ofrep_urlconf",
+    ]
+    assert "django.contrib.sessions.middleware.SessionMiddleware" in settings.MIDDLEWARE
