@@ -583,3 +583,129 @@ def freezes_in_effect(*, now: datetime | None = None) -> list[FreezeSpan]:
     live = _live_freezes(now).filter(starts_at__lte=now).prefetch_related("environments")
     spans = [s for s in (_span_now_or_next(f, now) for f in live) if s and s.active]
     return sorted(spans, key=lambda s: s.ends_at)
+
+
+# --- what a step really runs here (the upgrade page shows it beside the playbook's text) -------
+
+# The playbook's placeholders, and the commands it names, as the environment carries them out.
+PLAYBOOK_LOCAL_URL = "http://localhost:3000"
+PLAYBOOK_FLAG_PLACEHOLDER = "feature-name"
+
+
+def _environment_hooks(environment) -> dict:
+    # Cached on the environment object: one query for a whole checklist.
+    if not hasattr(environment, "_page_hooks"):
+        environment._page_hooks = {op.operation: op for op in environment.operations.all()}
+    return environment._page_hooks
+
+
+def _hook_text(environment, operation: str, values: dict[str, str]) -> str:
+    """The command (placeholders filled) or webhook an operation runs in `environment`."""
+    import shlex
+
+    from upgrades.models import HookMode, Operation
+
+    hook = _environment_hooks(environment).get(operation)
+    label = Operation(operation).label if operation in Operation.values else operation
+    if hook is None:
+        return (
+            f"Nothing yet: {environment.name} has no “{label}” operation set up "
+            "(staff add it in the admin)."
+        )
+    if hook.mode == HookMode.WEBHOOK:
+        return f"POST {hook.webhook_url}"
+
+    class _Keep(dict):
+        def __missing__(self, key: str) -> str:
+            return "{" + key + "}"
+
+    argv = [str(arg).format_map(_Keep(values)) for arg in hook.argv]
+    return shlex.join(argv)
+
+
+def step_runs_here(step: ChecklistStep, environment, upgrade: Upgrade) -> str:
+    """What a step really does in `environment` for `upgrade`, in one line a person can check:
+    the hook's command with its placeholders filled, the webhook, the real health or status URL,
+    the real flag. "" for a manual step whose playbook text names nothing environment-specific.
+    """
+    from upgrades.models import Operation, StepKind
+
+    config = step.check_config or {}
+    base = environment.base_url.rstrip("/") or "(no base URL set)"
+    values = {
+        "version": upgrade.version_to or "(no target version)",
+        "backup_path": "(the backup you choose)",
+        "output_path": f"(a new file among upgrade #{upgrade.pk}'s backups)",
+    }
+    if step.kind == StepKind.HTTP_HEALTH:
+        url = base + (config.get("path") or environment.health_path)
+        expect = config.get("expected_status")
+        method = config.get("method", "GET")
+        return f"{method} {url}" + (f", expecting HTTP {expect}" if expect else ", expecting 2xx")
+    if step.kind == StepKind.STATUS_JSON:
+        return f"GET {base}{environment.status_path}, every component judged"
+    if step.kind == StepKind.SLO:
+        if config.get("source") == "command":
+            return _hook_text(environment, Operation.SLO_CHECK, values)
+        thresholds = list(environment.slo_thresholds.all())
+        if not thresholds:
+            return (
+                f"GET {base}{environment.status_path}; {environment.name} has no SLO thresholds "
+                "yet (staff set them in the admin)."
+            )
+        held = ", ".join(
+            f"{t.get_metric_display().lower()} {t.get_operator_display()} {t.limit:g}"
+            for t in thresholds
+        )
+        return f"GET {base}{environment.status_path} and hold {held}"
+    if step.kind == StepKind.COMMAND:
+        return _hook_text(environment, step.operation, values)
+    if step.kind == StepKind.BACKUP:
+        if step.operation == "config_archive":
+            folder = environment.config_directory or "(no configuration folder set)"
+            return f"Archive {folder} among the upgrade's backups"
+        if step.operation not in _environment_hooks(environment):
+            return _hook_text(environment, step.operation, values)
+        return _hook_text(environment, step.operation, values) + ", saved among the backups"
+    if step.kind == StepKind.DEPLOY:
+        return _deploy_text(environment, upgrade, values)
+    return _manual_text(step.commands, environment, upgrade, values)
+
+
+def _deploy_text(environment, upgrade: Upgrade, values: dict[str, str]) -> str:
+    from upgrades.models import Operation, UpgradeType
+
+    if upgrade.upgrade_type == UpgradeType.FEATURE_FLAG:
+        return f"Turn feature flag {upgrade.flag_key or '(none named)'} on in {environment.slug}"
+    return _hook_text(environment, Operation.DEPLOY, values)
+
+
+def _manual_text(commands: str, environment, upgrade: Upgrade, values: dict[str, str]) -> str:
+    """A manual step's playbook commands with what this environment has in their place."""
+    from upgrades.models import UpgradeType
+    from upgrades.playbook import FLAG_CLI_DISABLE, FLAG_CLI_ENABLE, OPERATION_BY_COMMAND
+
+    if not commands.strip():
+        return ""
+    flag = upgrade.flag_key if upgrade.upgrade_type == UpgradeType.FEATURE_FLAG else ""
+    lines = []
+    for line in commands.splitlines():
+        text = line
+        if flag and FLAG_CLI_ENABLE in text:
+            text = f"Turn feature flag {flag} on in {environment.slug} (the Deploy action does it)"
+        elif flag and FLAG_CLI_DISABLE in text:
+            text = f"Turn feature flag {flag} off in {environment.slug} (the Roll back action)"
+        else:
+            longest_first = sorted(OPERATION_BY_COMMAND.items(), key=lambda c: -len(c[0]))
+            for command, operation in longest_first:
+                if command.startswith("pnpm") and command in text:
+                    if operation in _environment_hooks(environment):
+                        text = text.replace(command, _hook_text(environment, operation, values))
+                    break
+            if environment.base_url:
+                text = text.replace(PLAYBOOK_LOCAL_URL, environment.base_url.rstrip("/"))
+            if flag:
+                text = text.replace(PLAYBOOK_FLAG_PLACEHOLDER, flag)
+        lines.append(text)
+    shown = "\n".join(lines)
+    return "" if shown == commands else shown

@@ -62,3 +62,38 @@
     event.preventDefault();
   });
 })();
+
+// The upgrade page swaps a step, a phase header or the actions region in place (also out of
+// band). When the control that had focus went away with the swap (the Done button of a step
+// now done), focus moves to the region that replaced it, so the next Tab goes on from there
+// instead of from the top of the page. Focus elsewhere (a poll updating the runs) is left alone.
+(function () {
+  "use strict";
+  let lost = null;
+
+  function remember(event) {
+    const target = event.detail.target;
+    const focused = document.activeElement;
+    if (!target || !target.id || !focused || focused === document.body) return;
+    if (target.contains(focused)) lost = { region: target.id, control: focused.id || "" };
+  }
+  document.addEventListener("htmx:beforeSwap", remember);
+  document.addEventListener("htmx:oobBeforeSwap", remember);
+
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!lost) return;
+    const was = lost;
+    lost = null;
+    const now = document.activeElement;
+    if (now && now !== document.body && document.contains(now)) return;
+    const control = was.control && document.getElementById(was.control);
+    if (control && control.getClientRects().length) {
+      control.focus();
+      return;
+    }
+    const region = document.getElementById(was.region);
+    if (!region) return;
+    if (!region.hasAttribute("tabindex")) region.setAttribute("tabindex", "-1");
+    region.focus();
+  });
+})();
