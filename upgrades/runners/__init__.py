@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from upgrades.runners._common import BODY_CAP_BYTES, KILL_GRACE_S, OUTCOMES, Outcome
 from upgrades.runners.archive import ArchiveResult, config_archive
-from upgrades.runners.commands import CommandResult, command_run
+from upgrades.runners.commands import (
+    RUN_KEY_VARIABLE,
+    CommandResult,
+    command_run,
+    run_processes_kill,
+)
 from upgrades.runners.evaluate import (
     METRICS,
     ConditionError,
@@ -28,6 +33,7 @@ __all__ = [
     "KILL_GRACE_S",
     "METRICS",
     "OUTCOMES",
+    "RUN_KEY_VARIABLE",
     "ArchiveResult",
     "CommandResult",
     "ConditionError",
@@ -42,6 +48,7 @@ __all__ = [
     "describe_condition",
     "http_probe",
     "json_path_get",
+    "run_processes_kill",
     "slo_evaluate",
     "status_json_evaluate",
     "webhook_post",

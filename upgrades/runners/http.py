@@ -199,10 +199,14 @@ def webhook_post(
     secret: str | None = None,
     timeout_s: float,
     client: httpx.Client | None = None,
+    idempotency_key: str = "",
 ) -> WebhookResult:
     """POST ``payload`` as JSON; passed on any 2xx. The secret, if both parts are given, goes
-    in its header and never into the reason."""
+    in its header and never into the reason. ``idempotency_key`` (``run-<id>-attempt-<n>``)
+    goes in an ``Idempotency-Key`` header, so a deployment system can drop a repeat."""
     headers = {"User-Agent": "mycelia-ops"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
     if secret_header_name and secret:
         headers[secret_header_name] = secret
     label = f"POST {urlsplit(url).path or '/'}"

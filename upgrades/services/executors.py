@@ -6,7 +6,7 @@ Each executor returns an Outcome; it never writes the run row itself (runs.py do
 from __future__ import annotations
 
 import json
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +35,24 @@ STATUS_BY_OUTCOME = {
     "inconclusive": RunStatus.INCONCLUSIVE,
     "error": RunStatus.ERROR,
     "timed_out": RunStatus.TIMED_OUT,
+    "cancelled": RunStatus.CANCELLED,
 }
+
+
+@dataclass
+class RunControl:
+    """What a worker hands the executors besides the output: the attempt's idempotency key
+    (sent to webhooks, given to commands), a listener for each command's process group as it
+    starts (recorded on the run row), and the event that says stop (a cancel, or the run lost).
+    """
+
+    key: str = ""
+    on_start: Callable[[int], None] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep between a check's rounds; True (at once) when asked to stop."""
+        return self.stop.wait(seconds) if seconds > 0 else self.stop.is_set()
 
 
 @dataclass
@@ -72,8 +89,14 @@ def _run_hook(
     on_output: OutputCallback,
     values: dict[str, str] | None = None,
     payload: dict[str, Any] | None = None,
+    control: RunControl | None = None,
 ) -> tuple[Outcome, Any]:
-    """Carry out one environment operation, as a command or a webhook, as staff set it up."""
+    """Carry out one environment operation, as a command or a webhook, as staff set it up.
+    A webhook carries the attempt's idempotency key; a command gets it as MYCELIA_RUN_KEY,
+    reports its process group as it starts and is stopped when the control says so."""
+    control = control or RunControl()
+    if control.stop.is_set():
+        return Outcome(RunStatus.CANCELLED, "Stopped on request before it began."), None
     hook = _hook(environment, operation)
     label = Operation(operation).label if operation in Operation.values else operation
     if hook is None:
@@ -92,6 +115,7 @@ def _run_hook(
             secret_header_name=hook.webhook_secret_header or None,
             secret=hook.webhook_secret or None,
             timeout_s=hook.timeout_seconds,
+            idempotency_key=control.key,
         )
         outcome = Outcome.of(result, status_code=result.status_code, latency_ms=result.latency_ms)
         outcome.output = result.body or ""
@@ -105,6 +129,9 @@ def _run_hook(
         timeout_s=hook.timeout_seconds,
         output_cap_bytes=environment.command_output_cap_bytes,
         on_output=on_output,
+        on_start=control.on_start,
+        should_stop=control.stop.is_set,
+        run_key=control.key,
     )
     outcome = Outcome.of(result, exit_code=result.exit_code, duration_ms=result.duration_ms)
     outcome.output = result.output
@@ -114,7 +141,7 @@ def _run_hook(
 # --- checks ------------------------------------------------------------------------------------
 
 
-def _attempts(run: CheckRun, once: Callable[[], Outcome]) -> Outcome:
+def _attempts(run: CheckRun, once: Callable[[], Outcome], control: RunControl) -> Outcome:
     """A check's repeats and retries, as its parameters ask.
 
     retries: try again (with backoff) when the answer is an error or a time-out;
@@ -129,14 +156,16 @@ def _attempts(run: CheckRun, once: Callable[[], Outcome]) -> Outcome:
     failures = 0
     outcome = Outcome(RunStatus.ERROR, "The check did not run.")
     for round_number in range(count):
-        if round_number:
-            time.sleep(interval)
+        if round_number and control.wait(interval):
+            return Outcome(RunStatus.CANCELLED, "Stopped on request between rounds.")
         for attempt in range(retries + 1):
             outcome = once()
             if outcome.status not in (RunStatus.ERROR, RunStatus.TIMED_OUT):
                 break
-            if attempt < retries:
-                time.sleep(min(0.5 * 2**attempt, 10))
+            if attempt < retries and control.wait(min(0.5 * 2**attempt, 10)):
+                return Outcome(RunStatus.CANCELLED, "Stopped on request between retries.")
+        if outcome.status == RunStatus.CANCELLED:
+            return outcome
         samples.append({"status": outcome.status, **outcome.measured})
         if outcome.status != RunStatus.PASSED:
             failures += 1
@@ -199,9 +228,11 @@ def _status_json(run: CheckRun, environment: Environment) -> Outcome:
     return Outcome.of(evaluation, **evaluation.figures)
 
 
-def _slo(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+def _slo(
+    run: CheckRun, environment: Environment, on_output: OutputCallback, control: RunControl
+) -> Outcome:
     if run.params.get("source") == "command":
-        return _run_hook(environment, Operation.SLO_CHECK, on_output=on_output)[0]
+        return _run_hook(environment, Operation.SLO_CHECK, on_output=on_output, control=control)[0]
     thresholds = [(t.metric, t.operator, t.limit) for t in environment.slo_thresholds.all()]
     if not thresholds:
         return Outcome(
@@ -218,14 +249,19 @@ def _slo(run: CheckRun, environment: Environment, on_output: OutputCallback) -> 
     return Outcome.of(evaluation, **figures.get("overall", {}), breaches=evaluation.breaches)
 
 
-def _command(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
-    return _run_hook(environment, run.params.get("operation", ""), on_output=on_output)[0]
+def _command(
+    run: CheckRun, environment: Environment, on_output: OutputCallback, control: RunControl
+) -> Outcome:
+    operation = run.params.get("operation", "")
+    return _run_hook(environment, operation, on_output=on_output, control=control)[0]
 
 
 # --- actions -----------------------------------------------------------------------------------
 
 
-def _backup(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+def _backup(
+    run: CheckRun, environment: Environment, on_output: OutputCallback, control: RunControl
+) -> Outcome:
     """The playbook's backups: configuration archived, log tail saved, database hook run.
     From a step, the one backup that step names; as an action, all three."""
     wanted = [run.params["operation"]] if run.params.get("operation") else [
@@ -234,7 +270,9 @@ def _backup(run: CheckRun, environment: Environment, on_output: OutputCallback) 
     folder = _artifact_dir(run)
     outcomes: list[Outcome] = []
     for what in wanted:
-        outcomes.append(_one_backup(what, run, environment, folder, on_output))
+        outcomes.append(_one_backup(what, run, environment, folder, on_output, control))
+        if outcomes[-1].status == RunStatus.CANCELLED:
+            break
     artifacts = [a for o in outcomes for a in o.artifacts]
     bad = [o for o in outcomes if o.status != RunStatus.PASSED]
     if bad:
@@ -261,8 +299,9 @@ def _file_artifact(kind: str, path: Path) -> dict[str, Any]:
 
 
 def _one_backup(
-    what: str, run: CheckRun, environment: Environment, folder: Path, on_output: OutputCallback
-) -> Outcome:
+    what: str, run: CheckRun, environment: Environment, folder: Path, on_output: OutputCallback,
+    control: RunControl,
+) -> Outcome:  # fmt: skip
     stamp = _stamp()
     if what == "config_archive":
         if not environment.config_directory:
@@ -281,7 +320,9 @@ def _one_backup(
         }
         return Outcome(RunStatus.PASSED, archive.reason, artifacts=[artifact])
     if what == Operation.LOG_TAIL:
-        outcome, _ = _run_hook(environment, Operation.LOG_TAIL, on_output=on_output)
+        outcome, _ = _run_hook(
+            environment, Operation.LOG_TAIL, on_output=on_output, control=control
+        )
         if outcome.status != RunStatus.PASSED:
             return outcome
         path = folder / f"logs-backup-{stamp}.json"
@@ -299,6 +340,7 @@ def _one_backup(
             on_output=on_output,
             values={"output_path": str(path)},
             payload={"output_path": str(path)},
+            control=control,
         )
         if outcome.status != RunStatus.PASSED:
             return outcome
@@ -362,36 +404,42 @@ def _with_running_version(outcome: Outcome, environment: Environment) -> Outcome
     return outcome
 
 
-def _deploy(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+def _deploy(
+    run: CheckRun, environment: Environment, on_output: OutputCallback, control: RunControl
+) -> Outcome:
     if "flag_key" in run.params:
         return _flag_state(run, environment, on=True)
     version = run.params.get("version", "")
     outcome = _run_hook(
         environment, Operation.DEPLOY, on_output=on_output,
-        values={"version": version}, payload={"version": version},
+        values={"version": version}, payload={"version": version}, control=control,
     )[0]  # fmt: skip
     return _with_running_version(outcome, environment)
 
 
-def _rollback(run: CheckRun, environment: Environment, on_output: OutputCallback) -> Outcome:
+def _rollback(
+    run: CheckRun, environment: Environment, on_output: OutputCallback, control: RunControl
+) -> Outcome:
     if run.action == "rollback_flag":
         return _flag_state(run, environment, on=False)
     if run.action == "rollback_version":
         version = run.params.get("version", "")
         outcome = _run_hook(
             environment, Operation.ROLLBACK, on_output=on_output,
-            values={"version": version}, payload={"version": version},
+            values={"version": version}, payload={"version": version}, control=control,
         )[0]  # fmt: skip
         return _with_running_version(outcome, environment)
     # Database rollback: restore the chosen backup, then verify the data.
     backup_path = run.params.get("backup_path", "")
     restored, _ = _run_hook(
         environment, Operation.DB_RESTORE, on_output=on_output,
-        values={"backup_path": backup_path}, payload={"backup_path": backup_path},
+        values={"backup_path": backup_path}, payload={"backup_path": backup_path}, control=control,
     )  # fmt: skip
     if restored.status != RunStatus.PASSED:
         return restored
-    verified, _ = _run_hook(environment, Operation.VERIFY_DATA, on_output=on_output)
+    verified, _ = _run_hook(
+        environment, Operation.VERIFY_DATA, on_output=on_output, control=control
+    )
     if verified.status != RunStatus.PASSED:
         verified.reason = f"Restored {run.params.get('backup_name')}, but data verification failed: {verified.reason}"
         return verified
@@ -403,22 +451,25 @@ def _rollback(run: CheckRun, environment: Environment, on_output: OutputCallback
     return _with_running_version(outcome, environment)
 
 
-def execute(run: CheckRun, *, on_output: OutputCallback) -> Outcome:
+def execute(
+    run: CheckRun, *, on_output: OutputCallback, control: RunControl | None = None
+) -> Outcome:
     environment = run.upgrade.environment
+    control = control or RunControl(key=run.key)
     if run.action == StepKind.HTTP_HEALTH:
-        return _attempts(run, lambda: _http(run, environment))
+        return _attempts(run, lambda: _http(run, environment), control)
     if run.action == StepKind.STATUS_JSON:
-        return _attempts(run, lambda: _status_json(run, environment))
+        return _attempts(run, lambda: _status_json(run, environment), control)
     if run.action == StepKind.SLO:
-        return _attempts(run, lambda: _slo(run, environment, on_output))
+        return _attempts(run, lambda: _slo(run, environment, on_output, control), control)
     if run.action == StepKind.COMMAND:
-        return _attempts(run, lambda: _command(run, environment, on_output))
+        return _attempts(run, lambda: _command(run, environment, on_output, control), control)
     if run.action in (StepKind.BACKUP, "backup"):
-        return _backup(run, environment, on_output)
+        return _backup(run, environment, on_output, control)
     if run.action == "deploy":
-        return _deploy(run, environment, on_output)
+        return _deploy(run, environment, on_output, control)
     if run.action == "log_tail":
-        return _run_hook(environment, Operation.LOG_TAIL, on_output=on_output)[0]
+        return _run_hook(environment, Operation.LOG_TAIL, on_output=on_output, control=control)[0]
     if run.action.startswith("rollback_"):
-        return _rollback(run, environment, on_output)
+        return _rollback(run, environment, on_output, control)
     return Outcome(RunStatus.ERROR, f"Nothing knows how to run {run.action!r}.")

@@ -199,6 +199,10 @@ def monitoring_sample_take(*, upgrade_id: int) -> MonitoringSample | None:
 
 
 def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSample) -> None:
+    """Trip the guard: for a flag upgrade, the flag's flip, the guard's event, the window's end
+    and the rollback happen in one transaction, all or none. When any part fails nothing of it
+    stays (the flag stays on) and the failure is recorded in its own transaction, with the
+    rollback marked failed so the page offers retry or "resolved by hand"."""
     why = (
         f"{window.consecutive_failures} monitoring samples failed in a row "
         f"(limit {window.failure_limit}); last: {sample.reason}"
@@ -211,31 +215,43 @@ def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSa
     from flags import services as flag_services
 
     try:
-        flag_services.flag_switch_by_key(
-            flag_key=upgrade.flag_key, environment_key=upgrade.environment.slug, on=False,
-            by=None, reason=f"Automatic guard of upgrade #{upgrade.pk}: {why}", via="guard",
-            source=(upgrade.get_absolute_url(), upgrade.title),
-        )  # fmt: skip
+        with transaction.atomic():
+            locked = Upgrade.objects.select_for_update().get(pk=upgrade.pk)
+            if locked.status != UpgradeStatus.MONITORING:
+                _event(upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
+                       message=f"Guard: {why}. The upgrade is "
+                       f"{locked.get_status_display().lower()} by now: the flag was left as "
+                       "it is.")  # fmt: skip
+                return
+            flag_services.flag_switch_by_key(
+                flag_key=upgrade.flag_key, environment_key=upgrade.environment.slug, on=False,
+                by=None, reason=f"Automatic guard of upgrade #{upgrade.pk}: {why}", via="guard",
+                source=(upgrade.get_absolute_url(), upgrade.title),
+            )  # fmt: skip
+            _event(
+                upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
+                message=f"Guard turned flag {upgrade.flag_key} off: {why}",
+                from_value="on", to_value="off",
+            )  # fmt: skip
+            MonitoringWindow.objects.filter(pk=window.pk).update(
+                ended_at=timezone.now(), ended_reason="Guard tripped: flag rolled back"
+            )
+            previous = locked.rollback_state
+            Upgrade.objects.filter(pk=upgrade.pk).update(rollback_state=RollbackState.PASSED)
+            _event(upgrade.pk, by=None, kind=EventKind.ROLLBACK, from_value=previous,
+                   to_value=RollbackState.PASSED,
+                   message=f"The guard rolled flag {upgrade.flag_key} back.")  # fmt: skip
+            status_move(
+                upgrade=locked, transition=Transition.ROLL_BACK, by=None,
+                reason=f"Automatic guard rolled the flag back: {why}",
+            )  # fmt: skip
     except Exception as exc:  # noqa: BLE001 - the flags app names the problem; record it
-        _event(upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
-               message=f"Guard could not turn flag {upgrade.flag_key} off: {exc}")  # fmt: skip
-        # Guided failure: the page offers retry or "resolved by hand", not a dead end.
-        Upgrade.objects.filter(pk=upgrade.pk).update(rollback_state=RollbackState.FAILED)
-        return
-    _event(
-        upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
-        message=f"Guard turned flag {upgrade.flag_key} off: {why}",
-        from_value="on", to_value="off",
-    )  # fmt: skip
-    with transaction.atomic():
-        MonitoringWindow.objects.filter(pk=window.pk).update(
-            ended_at=timezone.now(), ended_reason="Guard tripped: flag rolled back"
-        )
-        Upgrade.objects.filter(pk=upgrade.pk).update(rollback_state=RollbackState.PASSED)
-        status_move(
-            upgrade=upgrade, transition=Transition.ROLL_BACK, by=None,
-            reason=f"Automatic guard rolled the flag back: {why}",
-        )  # fmt: skip
+        logger.warning("Guard of upgrade %s could not roll back: %s", upgrade.pk, exc)
+        with transaction.atomic():
+            _event(upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
+                   message=f"Guard could not turn flag {upgrade.flag_key} off: {exc}. {why}")  # fmt: skip
+            # Guided failure: the page offers retry or "resolved by hand", not a dead end.
+            Upgrade.objects.filter(pk=upgrade.pk).update(rollback_state=RollbackState.FAILED)
 
 
 def monitoring_due() -> list[int]:
