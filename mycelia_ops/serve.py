@@ -13,6 +13,9 @@ Settings from the environment:
                          OFREP latency (`make bench --threads N`), and a slow page or a
                          download then holds up only one of them
   WEB_ACCESS_LOG (false) one line per request on stdout
+
+SIGTERM or SIGINT stops it within WORKERS_KILL_TIMEOUT_SECONDS and a little: a worker that does
+not stop by then (one still starting ignores the signal) is killed.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from mycelia_ops.env import env_bool, env_int, env_str
 
 ROOT = Path(__file__).resolve().parent.parent
+WORKERS_KILL_TIMEOUT_SECONDS = 3
 
 
 def server_options() -> dict[str, object]:
@@ -44,6 +48,9 @@ def server_options() -> dict[str, object]:
         "websockets": False,
         "log_access": env_bool("WEB_ACCESS_LOG", False),
         "respawn_failed_workers": True,
+        # A worker that has not stopped this many seconds after SIGTERM is killed. Without it
+        # granian waits forever for a worker that got the signal while it was still starting.
+        "workers_kill_timeout": WORKERS_KILL_TIMEOUT_SECONDS,
         "working_dir": ROOT,
     }
 

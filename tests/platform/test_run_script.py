@@ -222,3 +222,46 @@ def test_run__port_already_in_use__says_so_and_exits_before_starting_anything(
     # Nothing was started: not even the database was made
     assert not (run.data_dir / "mycelia_ops.sqlite3").exists()
     assert not (run.data_dir / "run.pids").exists()
+
+
+def test_serve__sigterm_while_a_worker_is_still_starting__stops_within_ten_seconds(tmp_path):
+    # Given the web server alone, its workers spawned but still loading Django
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_WORKERS": "2",
+        "MYCELIA_DATA_DIR": str(tmp_path / "data"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'data' / 'db.sqlite3'}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mycelia_ops.serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while "Spawning worker-2" not in log_path.read_text():
+            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.02)
+
+        # When SIGTERM reaches the main process, as Docker sends it
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+
+        # Then it and its workers are gone within ten seconds
+        server.wait(timeout=STOP_WITHIN_SECONDS)
+        while _group_members(server.pid):
+            assert time.monotonic() - started < STOP_WITHIN_SECONDS, _group_members(server.pid)
+            time.sleep(0.1)
+        assert not _answers(port)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
