@@ -140,11 +140,6 @@ def test_page__as_manager__csp_header_and_nothing_inline(manager_client, pages, 
     assert inline_problems(response.content.decode()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="templates/upgrades/detail.html and _monitoring.html (being redesigned elsewhere) "
-    "still carry style= attributes and eval'd hx-trigger filters",
-)
 def test_upgrade_page__as_manager__nothing_inline(manager_client, pages):
     response = manager_client.get(reverse("upgrades:detail", args=[pages["upgrade"].pk]))
     assert response.status_code == 200
