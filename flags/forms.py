@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
 
 from flags.evaluation import RuleError, rules_validate
 from flags.models import ApiTokenScope, FlagEnvironment, validate_flag_key
+from mycelia_ops.validation import BadInput, parse_json_body
 
 
 class FlagCreateForm(forms.Form):
@@ -35,9 +35,11 @@ class TargetingForm(forms.Form):
         if not raw:
             return []
         try:
-            return rules_validate(json.loads(raw))
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Rules are not valid JSON: {exc}.") from exc
+            # A list of rules is 3 levels deep: far deeper input is refused before it is parsed
+            # into something that could exhaust the stack (a 20,000-deep list, say).
+            return rules_validate(parse_json_body(raw, max_depth=8, what="The rules text"))
+        except BadInput as exc:
+            raise forms.ValidationError(exc.message) from exc
         except RuleError as exc:
             raise forms.ValidationError(str(exc)) from exc
 

@@ -18,6 +18,8 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from mycelia_ops import errors as _errors
+
 DEFAULT_MAX_BYTES = 1_000_000  # a JSON body larger than this is refused unread
 DEFAULT_MAX_DEPTH = 32
 MAX_DATETIME_CHARS = 64
@@ -27,28 +29,19 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _INTEGER = re.compile(r"^[+-]?\d{1,30}$")
 
 
-class BadInput(Exception):
-    """Input that cannot be used, with a message for people and the field it is about.
-
-    The HTTP status is always 400; `field` is None when the problem is the whole body."""
-
-    status = 400
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"error": self.message, "field": self.field}
+# The family's 400: raised here, answered by mycelia_ops.errors.
+BadInput = _errors.BadInput
 
 
 # ---------------------------------------------------------------------------------------------
 # JSON bodies
 
 
-def _reject_constant(name: str) -> Any:
-    raise BadInput(f"The request body holds {name}, which is not a number JSON allows.")
+def _reject_constant(what: str) -> Any:
+    def reject(name: str) -> Any:
+        raise BadInput(f"{what} holds {name}, which is not a number JSON allows.")
+
+    return reject
 
 
 def _finite(text: str) -> float:
@@ -81,34 +74,42 @@ def parse_json_body(
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_bytes: int = DEFAULT_MAX_BYTES,
     empty: Any = None,
+    what: str = "The request body",
+    field: str | None = None,
 ) -> Any:
     """The JSON value of a request body, or BadInput naming what is wrong with it: too large,
     not UTF-8, not JSON, NaN/Infinity or a number too large for a float, or containers nested
-    deeper than `max_depth`. An empty body gives `empty` (None unless said)."""
+    deeper than `max_depth`. An empty body gives `empty` (None unless said). `what` and `field`
+    name the JSON in the messages when it is one field of a form, not a body."""
+    try:
+        return _parse_json(raw, max_depth=max_depth, max_bytes=max_bytes, empty=empty, what=what)
+    except BadInput as exc:
+        exc.field = field
+        raise
+
+
+def _parse_json(raw: bytes | str, *, max_depth: int, max_bytes: int, empty: Any, what: str) -> Any:
     if len(raw) > max_bytes:
-        raise BadInput(f"The request body is larger than {max_bytes} bytes.")
+        raise BadInput(f"{what} is larger than {max_bytes} bytes.")
     if not raw or not raw.strip():
         return empty
     if isinstance(raw, bytes):
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise BadInput(
-                f"The request body is not UTF-8: {exc.reason} at byte {exc.start}."
-            ) from None
+            raise BadInput(f"{what} is not UTF-8: {exc.reason} at byte {exc.start}.") from None
     else:
         text = raw
     try:
-        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=_reject_constant(what), parse_float=_finite)
     except RecursionError:
-        raise BadInput(
-            f"The request body nests deeper than {max_depth} levels."
-        ) from None  # the traceback of a 50,000-deep parse is of no use to anyone
+        # the traceback of a 50,000-deep parse is of no use to anyone
+        raise BadInput(f"{what} nests deeper than {max_depth} levels.") from None
     except ValueError as exc:  # JSONDecodeError, and integers past Python's digit limit
-        raise BadInput(f"The request body is not valid JSON: {exc}.") from None
+        raise BadInput(f"{what} is not valid JSON: {exc}.") from None
     # Cheap first: a body with fewer brackets than the limit cannot nest past it.
     if text.count("[") + text.count("{") > max_depth and _depth_over(value, max_depth):
-        raise BadInput(f"The request body nests deeper than {max_depth} levels.")
+        raise BadInput(f"{what} nests deeper than {max_depth} levels.")
     return value
 
 
