@@ -384,3 +384,22 @@ def test_freeze_notice_partial__given_a_freeze__names_it_its_environments_and_re
     assert "every week from Friday 12:00 to Monday 06:00" in html and "Staging" in html
     assert "Nobody wants to debug" in html
     assert render_to_string("upgrades/_freeze_notice.html", {"freeze": None}).strip() == ""
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"environment": "abc", "window_start": "9999-12-31T23:00", "window_minutes": str(2**63)},
+        {"environment": "999999", "window_start": "2026-13-45T99:99"},
+        {"window_start": "x" * 5000, "window_minutes": "-1"},
+        {},
+    ],
+)
+def test_freeze_notices__hostile_query__answers_200_with_the_general_notices(
+    friday_freeze, manager_client, query
+):
+    response = manager_client.get(reverse("upgrades:freeze_notices"), query)
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Friday afternoons" in html and "falls in deployment freeze" not in html
