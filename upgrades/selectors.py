@@ -565,15 +565,17 @@ def freezes_over_window(
     *, environment: Environment, starts_at: datetime, minutes: int | None
 ) -> list[FreezeSpan]:
     """The freezes on `environment` that a maintenance window from `starts_at` lasting
-    `minutes` (a moment when not given) would fall in, each with the span it meets."""
+    `minutes` (a moment when not given) would fall in, each with the span it meets (`active`
+    when that freeze is in effect now)."""
     ends_at = starts_at + timedelta(minutes=minutes or 1)
+    now = timezone.now()
     found = []
     for freeze in (
         _live_freezes(starts_at).filter(environments=environment).prefetch_related("environments")
     ):
         span = freeze.next_span(starts_at)
         if span is not None and span[0] < ends_at:
-            found.append(FreezeSpan(freeze, span[0], span[1], active=freeze.covers(starts_at)))
+            found.append(FreezeSpan(freeze, span[0], span[1], active=freeze.covers(now)))
     return sorted(found, key=lambda s: s.starts_at)
 
 
@@ -709,3 +711,20 @@ def _manual_text(commands: str, environment, upgrade: Upgrade, values: dict[str,
         lines.append(text)
     shown = "\n".join(lines)
     return "" if shown == commands else shown
+
+
+def upgrade_freeze(upgrade: Upgrade, *, now: datetime | None = None) -> FreezeSpan | None:
+    """The freeze an upgrade's page warns of: the one in effect on its environment now, else
+    the first its maintenance window falls in; None when neither."""
+    now = now or timezone.now()
+    frozen = active_freeze(upgrade, at=now)
+    if frozen is not None:
+        return _span_now_or_next(frozen, now)
+    if upgrade.window_start is None or upgrade.window_start < now:
+        return None
+    spans = freezes_over_window(
+        environment=upgrade.environment,
+        starts_at=upgrade.window_start,
+        minutes=upgrade.window_minutes,
+    )
+    return spans[0] if spans else None

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from flags.selectors import flag_list
 from mycelia_ops.roles import is_release_manager, release_manager_required, viewer_required
 from upgrades import selectors, services
 from upgrades.forms import FreezeForm, UpgradeCreateForm, UpgradeEditForm
@@ -50,8 +51,6 @@ def _put_on_form(form, error: services.UpgradeError) -> None:
 
 def _flag_keys() -> list[str]:
     """The flags an upgrade may name, for the form's suggestions."""
-    from flags.selectors import flag_list
-
     return list(flag_list().values_list("key", flat=True)[:FLAG_SUGGESTIONS])
 
 
@@ -187,7 +186,7 @@ def upgrade_edit(request: HttpRequest, upgrade_id: int) -> HttpResponse:
     context: dict[str, Any] = {
         "upgrade": upgrade,
         "refusal": "" if verdict.allowed else verdict.why,
-        "freeze": selectors.active_freeze(upgrade),
+        "freeze_span": selectors.upgrade_freeze(upgrade),
     }
     if not verdict.allowed:
         return render(request, "upgrades/edit.html", context, status=409)

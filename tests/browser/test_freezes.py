@@ -126,3 +126,30 @@ def test_create_and_edit__phone__form_errors_on_the_field_and_no_sideways_scroll
     # Then the change is saved
     upgrade.refresh_from_db()
     assert upgrade.window_minutes == 45
+
+
+def test_create__phone__window_typed_into_a_coming_freeze__notice_appears_before_submitting(
+    new_page, manager, staging, playbook
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from upgrades.services import freeze_create
+
+    starts = timezone.now().replace(second=0, microsecond=0) + timedelta(days=10)
+    freeze_create(
+        name="Year-end", reason="Books are closing.", environments=[staging], starts_at=starts,
+        ends_at=starts + timedelta(days=2), weekly=False, by=manager,
+    )  # fmt: skip
+    page = _phone(new_page, manager)
+    page.goto("/upgrades/new/")
+    assert "falls in deployment freeze" not in page.inner_text("#freeze-notices")
+
+    # When a window inside the freeze is typed (no submit)
+    page.fill("input[name=window_start]", (starts + timedelta(hours=3)).strftime("%Y-%m-%dT%H:%M"))
+
+    # Then the form says so, and still fits the phone
+    page.wait_for_selector("#freeze-notices >> text=falls in deployment freeze “Year-end”")
+    assert not Upgrade.objects.exists()
+    assert_fits_the_phone(page)

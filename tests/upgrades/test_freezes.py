@@ -403,3 +403,36 @@ def test_freeze_notices__hostile_query__answers_200_with_the_general_notices(
     assert response.status_code == 200
     html = response.content.decode()
     assert "Friday afternoons" in html and "falls in deployment freeze" not in html
+
+
+def test_upgrade_freeze__in_effect_or_over_the_window__the_span_the_page_warns_of(
+    friday_freeze, clock, make_upgrade, staging, manager
+):
+    from upgrades import selectors
+
+    upgrade = make_upgrade("minor")
+    # Friday 15:00: the weekly freeze is in effect, until Monday 06:00
+    span = selectors.upgrade_freeze(upgrade)
+    assert span.freeze == friday_freeze and span.active
+    assert span.ends_at == datetime(2026, 5, 18, 6, 0, tzinfo=UTC)
+
+    # On Tuesday, with the window on Friday afternoon: the coming span
+    clock[0] = FRIDAY_3PM + timedelta(days=4)
+    upgrade.window_start = datetime(2026, 5, 22, 13, 0, tzinfo=UTC)
+    upgrade.save()
+    span = selectors.upgrade_freeze(upgrade)
+    assert span.freeze == friday_freeze and not span.active
+    assert span.starts_at == datetime(2026, 5, 22, 12, 0, tzinfo=UTC)
+
+    # On Tuesday, with the window on Wednesday: nothing to warn of
+    upgrade.window_start = datetime(2026, 5, 20, 10, 0, tzinfo=UTC)
+    upgrade.save()
+    assert selectors.upgrade_freeze(upgrade) is None
+
+
+def test_edit_page__freeze_in_effect__notice_shown(friday_freeze, make_upgrade, manager_client):
+    upgrade = make_upgrade("minor")
+
+    html = manager_client.get(reverse("upgrades:edit", args=[upgrade.pk])).content.decode()
+
+    assert "Deployment freeze “Friday afternoons”" in html and "in effect until" in html
