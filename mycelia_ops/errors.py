@@ -1,9 +1,81 @@
-"""Error pages that say what went wrong; JSON for API callers."""
+"""The product's one family of errors, and the one place that turns them into answers: error
+pages that say what went wrong, JSON for API callers.
+
+Every app raises these (or subclasses): each carries its HTTP status, a message for people and,
+for bad input, the field it is about.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+
+
+class MyceliaError(Exception):
+    """A refusal a person can read; `status` is the HTTP answer it maps to."""
+
+    status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+
+class BadInput(MyceliaError):
+    """Input that cannot be used (400), naming the field when there is one."""
+
+    status = 400
+
+
+class Forbidden(MyceliaError):
+    status = 403
+
+
+class NotFound(MyceliaError):
+    status = 404
+
+
+class Conflict(MyceliaError):
+    """The state of things does not allow this now (409)."""
+
+    status = 409
+
+
+class MyceliaErrorMiddleware:
+    """Answers a MyceliaError that a view let through, in the shape the caller reads."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, MyceliaError):
+            return None
+        if _wants_json(request):
+            return JsonResponse(
+                {**exception.as_dict(), "status": exception.status}, status=exception.status
+            )
+        return render(
+            request,
+            "error.html",
+            {"status": exception.status, "title": _TITLES.get(exception.status, "Refused"),
+             "detail": exception.message},
+            status=exception.status,
+        )  # fmt: skip
+
+
+_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Not now"}
 
 
 def _wants_json(request: HttpRequest) -> bool:

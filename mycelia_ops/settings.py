@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "mycelia_ops.errors.MyceliaErrorMiddleware",  # the one place refusals become answers
     # Last, as django-axes asks: it turns a locked-out sign-in into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -215,6 +216,10 @@ CELERY_BEAT_SCHEDULE = {
     "check-runs-sweep": {
         "task": "upgrades.check_runs_sweep",
         "schedule": env_int("MYCELIA_SWEEP_SECONDS", 15),
+    },
+    "events-react": {
+        "task": "upgrades.events_react",
+        "schedule": env_int("MYCELIA_EVENTS_REACT_SECONDS", 10),
     },
     "monitoring-tick": {
         "task": "upgrades.monitoring_tick",

@@ -18,6 +18,8 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from mycelia_ops import errors as _errors
+
 DEFAULT_MAX_BYTES = 1_000_000  # a JSON body larger than this is refused unread
 DEFAULT_MAX_DEPTH = 32
 MAX_DATETIME_CHARS = 64
@@ -27,20 +29,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _INTEGER = re.compile(r"^[+-]?\d{1,30}$")
 
 
-class BadInput(Exception):
-    """Input that cannot be used, with a message for people and the field it is about.
-
-    The HTTP status is always 400; `field` is None when the problem is the whole body."""
-
-    status = 400
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"error": self.message, "field": self.field}
+# The family's 400: raised here, answered by mycelia_ops.errors.
+BadInput = _errors.BadInput
 
 
 # ---------------------------------------------------------------------------------------------

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
-from upgrades import services
+from upgrades import reactions, services
+
+# A run carries its own limits (each hook's timeout, each check's rounds); the task's limits are
+# a backstop well above them, so the global five minutes never cut a long deploy short. The soft
+# limit stops the command's whole process tree and ends the run (a change to the target as
+# "interrupted — outcome unknown"); the hard limit kills the pool process, whose commands' keeper
+# then stops their trees, and the sweep settles the run.
+RUN_SOFT_TIME_LIMIT = getattr(settings, "MYCELIA_RUN_TIME_LIMIT_SECONDS", 4 * 3600)
 
 
-@shared_task(name="upgrades.check_run_execute", acks_late=True, reject_on_worker_lost=True)
+@shared_task(
+    name="upgrades.check_run_execute",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=RUN_SOFT_TIME_LIMIT,
+    time_limit=RUN_SOFT_TIME_LIMIT + 60,
+)
 def check_run_execute_task(run_id: int) -> str:
+    # Late acks: a message delivered again after a worker died finds its run claimed (running,
+    # interrupted or finished) and does nothing; only the sweep decides what happens next.
     return services.check_run_execute(run_id=run_id)
 
 
@@ -55,3 +71,9 @@ def status_health_refresh_task() -> None:
         for e in Environment.objects.exclude(base_url="")
     ]  # fmt: skip
     comms_refresh.delay(environments)
+
+
+@shared_task(name="upgrades.events_react", ignore_result=True)
+def events_react_task() -> int:
+    """The outbox sweep: reactions to events that no request got to (upgrades.reactions)."""
+    return reactions.events_react()

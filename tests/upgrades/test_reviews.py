@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import drive
-from upgrades import services
+from upgrades import reactions, services
 from upgrades.models import EventKind, PostUpgradeReview, ReviewHorizon, UpgradeStatus
 
 
@@ -40,6 +40,7 @@ def test_roll_back__also_schedules_the_reviews(make_upgrade, manager):
     upgrade = services.status_move(
         upgrade=upgrade, transition="roll_back", by=manager, reason="broke checkout"
     )
+    reactions.events_react(upgrade_id=upgrade.pk)  # what the run's worker does after the move
     assert upgrade.status == UpgradeStatus.ROLLED_BACK
     assert upgrade.reviews.count() == 3
 
@@ -65,10 +66,10 @@ def test_reminders__due_then_overdue__each_sent_once_through_the_team_channels(
 
     upgrade = _completed(make_upgrade("minor"), manager)
     later = upgrade.finished_at + timedelta(hours=25)
-    assert services.reviews_remind(now=later) == {"due": 1, "overdue": 0}
-    assert services.reviews_remind(now=later) == {"due": 0, "overdue": 0}
+    assert services.reviews_remind(now=later) == {"due": 1, "overdue": 0, "failed": 0}
+    assert services.reviews_remind(now=later) == {"due": 0, "overdue": 0, "failed": 0}
     much_later = upgrade.finished_at + timedelta(hours=49)
-    assert services.reviews_remind(now=much_later) == {"due": 0, "overdue": 1}
+    assert services.reviews_remind(now=much_later) == {"due": 0, "overdue": 1, "failed": 0}
 
     # Each reminder is a comms delivery to the owner on the team's mail channel
     deliveries = Delivery.objects.filter(message__template_key="reminder").order_by("id")

@@ -528,9 +528,17 @@ class UpgradeEvent(models.Model):
     from_value = models.CharField(max_length=100, blank=True)
     to_value = models.CharField(max_length=100, blank=True)
     message = models.TextField(blank=True)
+    # Outbox bookkeeping, not part of the record: when the reactions of other apps to this
+    # event (status page, message drafts, reviews) were carried out.
+    reacted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["id"], condition=models.Q(reacted_at__isnull=True), name="event_unreacted"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M}"

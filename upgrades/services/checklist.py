@@ -14,7 +14,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from flags import services as flag_services
-from upgrades import versions
+from mycelia_ops import errors
+from upgrades import reactions, versions
 from upgrades.models import (
     TRANSITIONS_NEEDING_REASON,
     TYPE_PROFILES,
@@ -42,29 +43,11 @@ logger = logging.getLogger(__name__)
 ACTIVE_OR_CANCELLED = ("queued", "running", "cancelled")
 
 
-class UpgradeError(Exception):
-    """A refusal a person can read; `status` is the HTTP answer it maps to."""
-
-    status = 400
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-
-
-class InvalidInput(UpgradeError):
-    status = 400
-
-
-class NotAllowed(UpgradeError):
-    status = 403
-
-
-class Conflict(UpgradeError):
-    """The upgrade's state does not allow this now (wrong status, gate closed, ...)."""
-
-    status = 409
+# The product's error family (mycelia_ops.errors), by the names the upgrades app uses.
+UpgradeError = errors.MyceliaError
+InvalidInput = errors.BadInput
+NotAllowed = errors.Forbidden
+Conflict = errors.Conflict
 
 
 def _event(
@@ -378,43 +361,7 @@ def status_move(
             to_value=target,
             message=reason,
         )
-        _after_transition(upgrade, transition, by=by)
     return upgrade
-
-
-def _after_transition(upgrade: Upgrade, transition: str, *, by: Any) -> None:
-    """What the playbook does at each move: a baseline before deploying, a monitoring window
-    after it."""
-    from upgrades.services import announce, monitoring
-
-    announce.status_sync(upgrade)
-    if transition == Transition.SCHEDULE:
-        announce.message_draft(upgrade, "pre_upgrade", by=by)
-    elif transition in (Transition.COMPLETE, Transition.ROLL_BACK, Transition.FAIL):
-        outcome = {"complete": "Success", "roll_back": "Rolled back", "fail": "Failed"}
-        announce.message_draft(
-            upgrade, "post_upgrade", by=by, status=outcome[transition],
-            issues=upgrade.events.filter(kind=EventKind.TRANSITION).first().message or "",
-            next_steps="Post-upgrade reviews at 24 hours, 7 days and 4 weeks.",
-        )  # fmt: skip
-    if transition == Transition.START:
-        from upgrades.tasks import monitoring_baseline_task
-
-        transaction.on_commit(lambda: _send_quietly(monitoring_baseline_task, upgrade.pk))
-    elif transition == Transition.BEGIN_MONITORING:
-        monitoring.monitoring_window_open(upgrade=upgrade, by=by)
-    elif transition in (Transition.COMPLETE, Transition.ROLL_BACK, Transition.FAIL):
-        from upgrades.services.reviews import reviews_schedule
-
-        reviews_schedule(upgrade=upgrade, by=by)
-
-
-def _send_quietly(task: Any, *args: Any) -> None:
-    # Work that can be redone later (a baseline) must not fail a request when the broker is down.
-    try:
-        task.apply_async(args=list(args), retry=False)
-    except Exception as exc:  # noqa: BLE001
-        logger.warning("Could not queue %s%s: %s", task.name, args, exc)
 
 
 def upgrade_decide(*, upgrade: Upgrade, by: Any, decision: str, reason: str) -> Upgrade:
@@ -535,10 +482,7 @@ def _step_move(
         step.save()
         _event(upgrade=upgrade, kind=kind, by=by, step=step, from_value=previous, to_value=to,
                message=message)  # fmt: skip
-        if to != StepStatus.OPEN:
-            from upgrades.services import announce
-
-            announce.after_step_closed(step, by=by)
+    reactions.events_react(upgrade_id=upgrade.pk)
     return step, True
 
 

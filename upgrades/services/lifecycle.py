@@ -15,7 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from upgrades import selectors
+from upgrades import reactions, selectors
 from upgrades.models import (
     Action,
     ChecklistStep,
@@ -41,7 +41,11 @@ from upgrades.services.checklist import (
     validate_details,
 )
 from upgrades.services.executors import read_running_version
-from upgrades.services.monitoring import monitoring_window_end, monitoring_window_extend
+from upgrades.services.monitoring import (
+    monitoring_window_end,
+    monitoring_window_extend,
+    monitoring_window_open,
+)
 from upgrades.services.runs import action_request
 
 logger = logging.getLogger(__name__)
@@ -96,7 +100,22 @@ def upgrade_act(
     hours: float | None = None,
     decision: str = "",
 ) -> Acted:
-    """Carry out `action` on `upgrade` if the lifecycle table allows it now."""
+    """Carry out `action` on `upgrade` if the lifecycle table allows it now; then what other
+    parts of the product do about it (upgrades.reactions)."""
+    acted = _act(
+        upgrade=upgrade, action=action, by=by, reason=reason, override_reason=override_reason,
+        backup_id=backup_id, hours=hours, decision=decision,
+    )  # fmt: skip
+    reactions.events_react(upgrade_id=upgrade.pk)
+    if acted.upgrade.pk != upgrade.pk:
+        reactions.events_react(upgrade_id=acted.upgrade.pk)
+    return acted
+
+
+def _act(
+    *, upgrade: Upgrade, action: str, by: Any, reason: str, override_reason: str,
+    backup_id: int | None, hours: float | None, decision: str,
+) -> Acted:  # fmt: skip
     if action not in Action.values:
         raise InvalidInput(f"Unknown action “{action}”.", field="action")
     reason, override_reason = reason.strip(), override_reason.strip()
@@ -114,10 +133,14 @@ def upgrade_act(
             f"{reason}",
         )  # fmt: skip
     if action in _STATUS_MOVES:
-        moved = status_move(
-            upgrade=upgrade, transition=_STATUS_MOVES[action], by=by, reason=reason,
-            override_reason=override_reason,
-        )  # fmt: skip
+        with transaction.atomic():
+            moved = status_move(
+                upgrade=upgrade, transition=_STATUS_MOVES[action], by=by, reason=reason,
+                override_reason=override_reason,
+            )  # fmt: skip
+            if action == Action.BEGIN_MONITORING:
+                # In the same transaction: completing depends on the window existing.
+                monitoring_window_open(upgrade=moved, by=by)
         return Acted(moved, message=f"Upgrade is now {moved.get_status_display().lower()}.")
     if action in _RUN_ACTIONS:
         run = action_request(
@@ -215,6 +238,7 @@ def _deployed_outside(*, upgrade: Upgrade, by: Any, reason: str) -> Acted:
             to_value=DeployState.OUTSIDE, message=f"Deployed outside the panel: {reason}. {read}",
         )  # fmt: skip
         status_move(upgrade=locked, transition=Transition.BEGIN_MONITORING, by=by, reason=reason)
+        monitoring_window_open(upgrade=locked, by=by)
     locked.refresh_from_db()
     return Acted(locked, message="Recorded as deployed outside the panel; monitoring has begun.")
 

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from mycelia_ops.errors import BadInput as InvalidInput
+from mycelia_ops.errors import Conflict
 from upgrades.models import (
     REVIEW_SPECS,
     EventKind,
@@ -19,7 +21,6 @@ from upgrades.models import (
     Upgrade,
     UpgradeEvent,
 )
-from upgrades.services.checklist import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -107,9 +108,13 @@ def follow_up_add(
 
 def reviews_remind(*, now: datetime | None = None) -> dict[str, int]:
     """Tell owners when a review falls due and again when it is overdue (a day later).
-    Each reminder is claimed by a conditional update first, so it goes out once."""
+
+    Each reminder is claimed and handed to the comms outbox (a message and its delivery rows,
+    sent by a worker after commit and retried there) in one transaction: the claim, a
+    conditional update, makes it go out once; a failure to hand it over rolls the claim back,
+    so the reminder stays due for the next run instead of being lost."""
     now = now or timezone.now()
-    sent = {"due": 0, "overdue": 0}
+    sent = {"due": 0, "overdue": 0, "failed": 0}
     due = PostUpgradeReview.objects.filter(
         status=ReviewStatus.OPEN, due_at__lte=now, due_reminder_sent_at__isnull=True
     )
@@ -125,11 +130,19 @@ def reviews_remind(*, now: datetime | None = None) -> dict[str, int]:
         ("overdue", overdue, "overdue_reminder_sent_at"),
     ):
         for review in queryset.select_related("upgrade", "owner")[:200]:
-            claimed = PostUpgradeReview.objects.filter(pk=review.pk, **{f"{field}__isnull": True})
-            if not claimed.update(**{field: now}):
+            try:
+                with transaction.atomic():
+                    claim = PostUpgradeReview.objects.filter(
+                        pk=review.pk, **{f"{field}__isnull": True}
+                    )
+                    claimed = claim.update(**{field: now})
+                    if claimed:
+                        _remind(review, kind)
+            except Exception:  # noqa: BLE001 - one reminder that fails must not stop the others
+                logger.exception("Reminder for review %s not sent; it stays due", review.pk)
+                sent["failed"] += 1
                 continue
-            _remind(review, kind)
-            sent[kind] += 1
+            sent[kind] += claimed
     return sent
 
 

@@ -3,6 +3,13 @@
 The run row is written first and the broker is nudged only after the transaction commits. A
 worker claims the row with a conditional update (queued → running), so a message delivered
 twice, or a run swept while its message is still in flight, is carried out once.
+
+What a worker's death means depends on the run. A check reads the target: it is queued again
+(at least once). A run that changes the target (a deploy, rollback, restore or backup) is never
+carried out again by itself (at most once): the sweep stops whatever is left of it, marks it
+"interrupted — outcome unknown", and a release manager decides (read the target, retry, mark
+it passed or failed). Every process a run starts belongs to a process group recorded on the
+run, stopped whole on timeout, cancel, time limit and worker death.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,7 +28,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat, Length, Substr
 from django.utils import timezone
 
-from upgrades import selectors
+from upgrades import reactions, runners, selectors
 from upgrades.models import (
     ACTIVE_RUN_STATUSES,
     AUTOMATED_STEP_KINDS,
@@ -43,8 +50,13 @@ from upgrades.models import (
     UpgradeType,
     lifecycle,
 )
-from upgrades.services import announce
-from upgrades.services.checklist import Conflict, InvalidInput, status_move, step_complete
+from upgrades.services.checklist import (
+    Conflict,
+    InvalidInput,
+    NotAllowed,
+    status_move,
+    step_complete,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -269,9 +281,6 @@ def action_request(
                 )  # fmt: skip
             else:
                 _event_plain(upgrade, by=by, kind=EventKind.ROLLBACK, message=f"{title} requested.")
-            announce.message_draft(
-                upgrade, "progress", by=by, status="Rollback started", issues=title
-            )
         return _new_run(
             upgrade=upgrade, step=step, kind=kind, action=action, title=title,
             params=params, by=by,
@@ -305,7 +314,10 @@ def _event_plain(upgrade: Upgrade, *, by: Any, kind: str, message: str) -> None:
 
 
 def check_run_cancel(*, run: CheckRun, by: Any) -> bool:
-    """Cancel a run that no worker has started. A running run finishes on its own."""
+    """Cancel a run. A queued run is cancelled at once. A running one is asked to stop: its
+    worker notices within a second, stops the command's whole process tree and ends the run
+    Cancelled with the output so far. A deploy, rollback or restore stopped mid-way may have
+    half-happened: its outcome is then unknown, and a release manager decides."""
     with transaction.atomic():
         changed = CheckRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
             status=RunStatus.CANCELLED,
@@ -317,9 +329,26 @@ def check_run_cancel(*, run: CheckRun, by: Any) -> bool:
                 run, kind=EventKind.RUN_FINISHED, by=by, from_value=RunStatus.QUEUED,
                 to_value=RunStatus.CANCELLED, message=f"Run #{run.pk} cancelled: {run.title}",
             )  # fmt: skip
-    if not changed:
-        raise Conflict("Only a queued run can be cancelled; this one has started or finished.")
-    return True
+            return True
+        asked = CheckRun.objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
+        ).update(cancel_requested_at=timezone.now())
+        if asked:
+            warning = (
+                " It may have changed part of the target: once it stops, its outcome is "
+                "unknown and you decide what happened."
+                if run.changes_target
+                else ""
+            )
+            _event(
+                run, kind=EventKind.RUN_REQUESTED, by=by, from_value=RunStatus.RUNNING,
+                to_value="cancel requested",
+                message=f"Run #{run.pk} {run.title}: asked to stop.{warning}",
+            )  # fmt: skip
+            return True
+    if CheckRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+        raise Conflict("This run has already been asked to stop; its worker is stopping it.")
+    raise Conflict("This run has finished: there is nothing to cancel.")
 
 
 # --- carrying out ----------------------------------------------------------------------------
@@ -327,34 +356,62 @@ def check_run_cancel(*, run: CheckRun, by: Any) -> bool:
 
 class _Heartbeat:
     """Marks a claimed run alive every few seconds, so the sweep can tell a slow run from one
-    whose worker died."""
+    whose worker died; and looks at the row twice a second, so a cancel (or the run taken from
+    this worker by the sweep) stops the command within a second, through ``stop``."""
+
+    POLL_S = 0.5
 
     def __init__(self, run_id: int, attempt: int) -> None:
         self.run_id, self.attempt = run_id, attempt
-        self.interval = max(_stale_after().total_seconds() / 4, 0.5)
-        self._stop = threading.Event()
+        self.interval = max(_stale_after().total_seconds() / 4, self.POLL_S)
+        self.stop = threading.Event()  # the command must stop: cancelled, or no longer ours
+        self.lost = False
+        self._done = threading.Event()
+        self._last_beat = time.monotonic()
         self._thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
         try:
-            while not self._stop.wait(self.interval):
-                CheckRun.objects.filter(
-                    pk=self.run_id, status=RunStatus.RUNNING, attempt=self.attempt
-                ).update(heartbeat_at=timezone.now())
+            while not self._done.wait(self.POLL_S):
+                try:
+                    self._look()
+                except Exception as exc:  # noqa: BLE001 - a locked database is no reason to stop beating
+                    logger.warning("Heartbeat of run %s: %s", self.run_id, exc)
         finally:
             connection.close()
+
+    def _look(self) -> None:
+        mine = {"pk": self.run_id, "status": RunStatus.RUNNING, "attempt": self.attempt}
+        if time.monotonic() - self._last_beat >= self.interval:
+            self._last_beat = time.monotonic()
+            CheckRun.objects.filter(**mine).update(heartbeat_at=timezone.now())
+        row = CheckRun.objects.filter(pk=self.run_id).values_list(
+            "status", "attempt", "cancel_requested_at"
+        ).first()  # fmt: skip
+        if row is None:
+            return  # not visible from here (a test's open transaction): nothing to go by
+        if row[0] != RunStatus.RUNNING or row[1] != self.attempt:
+            self._lose()
+        elif row[2] is not None:
+            self.stop.set()
+
+    def _lose(self) -> None:
+        # The sweep decided this worker was gone: whatever it started stops now.
+        self.lost = True
+        self.stop.set()
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
+        self._done.set()
         self._thread.join(timeout=5)
 
 
 class OutputSink:
-    """Appends a run's output to its row as it arrives (capped), for the live log."""
+    """Appends a run's output to its row as it arrives (capped), for the live log; and records
+    each command's process group as it starts."""
 
     def __init__(self, run_id: int, attempt: int, cap: int) -> None:
         self.run_id, self.attempt, self.cap = run_id, attempt, cap
@@ -374,17 +431,22 @@ class OutputSink:
             heartbeat_at=timezone.now(),
         )
 
+    def started(self, pgid: int) -> None:
+        CheckRun.objects.filter(pk=self.run_id, attempt=self.attempt).update(pgid=pgid)
+
 
 def check_run_execute(*, run_id: int) -> str:
     """Claim a queued run and carry it out. Returns what happened, for the task's log."""
-    from upgrades.services.executors import execute
+    from upgrades.services.executors import Outcome, RunControl, execute
 
     now = timezone.now()
     claimed = CheckRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, attempt=F("attempt") + 1,
-        output="", output_truncated=False,
+        output="", output_truncated=False, pgid=None,
     )  # fmt: skip
     if not claimed:
+        # A message delivered again (late acks) for a run that is running, finished or
+        # interrupted finds nothing to do.
         state = CheckRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
         return f"run {run_id} not claimed (it is {state or 'gone'})"
     run = CheckRun.objects.select_related("upgrade__environment", "step").get(pk=run_id)
@@ -397,18 +459,39 @@ def check_run_execute(*, run_id: int) -> str:
         )  # fmt: skip
     sink = OutputSink(run.pk, run.attempt, run.upgrade.environment.command_output_cap_bytes)
     started = time.monotonic()
-    with _Heartbeat(run.pk, run.attempt):
+    with _Heartbeat(run.pk, run.attempt) as heartbeat:
+        control = RunControl(key=run.key, on_start=sink.started, stop=heartbeat.stop)
         try:
-            outcome = execute(run, on_output=sink)
+            outcome = execute(run, on_output=sink, control=control)
         except Exception as exc:  # noqa: BLE001 - a bug in one run must not kill the worker
             logger.exception("Run %s failed unexpectedly", run.pk)
-            from upgrades.services.executors import Outcome
-
-            outcome = Outcome(RunStatus.ERROR, f"The run broke: {type(exc).__name__}: {exc}")
-    return _finish(run, outcome, duration_ms=int((time.monotonic() - started) * 1000))
+            if run.changes_target:
+                # A soft time limit, say, cut it off mid-way: its tree was stopped, but what
+                # it had changed by then nobody knows.
+                outcome = Outcome(
+                    RunStatus.INTERRUPTED,
+                    f"The run was cut off mid-way ({type(exc).__name__}: {exc}); everything it "
+                    "started was stopped. What it changed is unknown: check the target.",
+                )
+            else:
+                outcome = Outcome(RunStatus.ERROR, f"The run broke: {type(exc).__name__}: {exc}")
+        finally:
+            # Nothing this attempt started outlives it, even a process that left its group.
+            runners.run_processes_kill(pgid=None, key=run.key)
+    said = _finish(run, outcome, duration_ms=int((time.monotonic() - started) * 1000))
+    reactions.events_react(upgrade_id=run.upgrade_id)
+    return said
 
 
 def _finish(run: CheckRun, outcome: Any, *, duration_ms: int) -> str:
+    cancel_asked = CheckRun.objects.filter(pk=run.pk, cancel_requested_at__isnull=False).exists()
+    if outcome.status == RunStatus.CANCELLED and run.changes_target:
+        outcome.reason += (
+            ". It may have changed part of the target: the outcome is unknown. Check the "
+            "target, then retry, or mark it passed or failed."
+        )
+    elif cancel_asked and outcome.status != RunStatus.CANCELLED:
+        outcome.reason += " (the request to cancel came after it had finished)"
     with transaction.atomic():
         finished = CheckRun.objects.filter(
             pk=run.pk, status=RunStatus.RUNNING, attempt=run.attempt
@@ -420,7 +503,17 @@ def _finish(run: CheckRun, outcome: Any, *, duration_ms: int) -> str:
             duration_ms=duration_ms,
         )
         if not finished:
-            # The sweep gave this run to another worker: that attempt's result counts.
+            # The sweep took this run from its worker: that decision stands. A change that
+            # completed after all is worth knowing to whoever decides what happened.
+            now_status = CheckRun.objects.filter(pk=run.pk).values_list("status", flat=True).first()
+            if now_status == RunStatus.INTERRUPTED and outcome.status == RunStatus.PASSED:
+                _event(
+                    run, kind=EventKind.RUN_FINISHED, by=None, from_value=RunStatus.INTERRUPTED,
+                    to_value=RunStatus.INTERRUPTED,
+                    message=f"Run #{run.pk} {run.title}: the worker thought lost finished after "
+                    f"all and reported: {outcome.reason}. The run stays interrupted for you to "
+                    "decide.",
+                )  # fmt: skip
             return f"run {run.pk} attempt {run.attempt} superseded"
         if outcome.output and not CheckRun.objects.filter(pk=run.pk).exclude(output="").exists():
             CheckRun.objects.filter(pk=run.pk).update(output=outcome.output[: 64 * 1024])
@@ -432,8 +525,114 @@ def _finish(run: CheckRun, outcome: Any, *, duration_ms: int) -> str:
         for artifact in outcome.artifacts:
             run.artifacts.create(upgrade_id=run.upgrade_id, **artifact)
         # In the same transaction: whoever sees the run finished also sees what it ticked.
-        _after_finish(run, outcome)
+        if run.outcome_unknown:
+            _outcome_unknown(run, message=f"Run #{run.pk} {run.title}: {outcome.reason}")
+        else:
+            _after_finish(run, outcome)
     return f"run {run.pk} {outcome.status}: {outcome.reason}"
+
+
+def _outcome_unknown(run: CheckRun, *, message: str) -> None:
+    """A deploy or rollback cut off mid-way: the upgrade says its outcome is unknown, and the
+    lifecycle table offers the release manager's choices (retry, roll back, mark failed,
+    resolved by hand). A backup cut off changes nothing but the run."""
+    if run.kind not in (RunKind.DEPLOY, RunKind.ROLLBACK):
+        return
+    upgrade = Upgrade.objects.select_for_update().get(pk=run.upgrade_id)
+    if run.kind == RunKind.DEPLOY:
+        if upgrade.deploy_state == DeployState.RUNNING:
+            _deployment_state(upgrade, by=run.requested_by, message=message,
+                              deploy=DeployState.UNKNOWN)  # fmt: skip
+        return
+    if run.action != "rollback_database" or upgrade.status in ROLLBACK_FROM:
+        _deployment_state(upgrade, by=run.requested_by, message=message,
+                          rollback=RollbackState.UNKNOWN)  # fmt: skip
+
+
+# --- deciding what happened, when nobody knows ------------------------------------------------
+
+RESOLUTIONS = (RunStatus.PASSED, RunStatus.FAILED)
+
+
+def _decided_kind(run: CheckRun) -> str:
+    return {RunKind.DEPLOY: EventKind.DEPLOYMENT, RunKind.ROLLBACK: EventKind.ROLLBACK}.get(
+        run.kind, EventKind.RUN_FINISHED
+    )
+
+
+def _check_may_decide(run: CheckRun, by: Any) -> None:
+    if not selectors.lifecycle_facts(run.upgrade, actor=by).actor_can_operate:
+        raise NotAllowed("Only release managers decide what happened to a run.")
+
+
+def check_run_target_read(*, run: CheckRun, by: Any) -> tuple[str, str]:
+    """Read-only: ask the target which version it runs now (its /health, else its status JSON),
+    to decide what an interrupted run did. Recorded on the timeline. Returns the version ("" if
+    none could be read) and the sentence recorded."""
+    from upgrades.services.executors import read_running_version
+
+    _check_may_decide(run, by)
+    if not run.outcome_unknown:
+        raise Conflict("Only a run whose outcome is unknown needs the target checked.")
+    upgrade = run.upgrade
+    version, source = read_running_version(upgrade.environment)  # outside any transaction
+    said = f"the target reports version {version} (read from {source})" if version else source
+    wanted = f" The deploy was to {upgrade.version_to}." if run.kind == RunKind.DEPLOY else ""
+    if run.action == "rollback_version":
+        wanted = f" The rollback was to {run.params.get('version') or 'the previous version'}."
+    message = f"Run #{run.pk} {run.title}, outcome unknown: {said}.{wanted}"
+    with transaction.atomic():
+        _event(run, kind=_decided_kind(run), by=by, from_value=run.status,
+               to_value="target checked", message=message)  # fmt: skip
+    return version, message
+
+
+def check_run_resolve(*, run: CheckRun, by: Any, outcome: str, reason: str) -> CheckRun:
+    """A release manager's decision on a run whose outcome was unknown (interrupted, or
+    cancelled mid-way): it passed or it failed. Recorded with who and why, and followed by
+    what a real pass or failure means (a deploy that passed is deployed; one that failed is
+    offered a retry; a rollback that passed rolls the upgrade back)."""
+    from upgrades.services.executors import Outcome
+
+    if outcome not in RESOLUTIONS:
+        raise InvalidInput("Say whether it passed or failed.", field="outcome")
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("Say how you know (what you checked on the target).", field="reason")
+    _check_may_decide(run, by)
+    with transaction.atomic():
+        locked = CheckRun.objects.select_for_update().get(pk=run.pk)
+        if not locked.outcome_unknown:
+            raise Conflict(
+                f"Run #{locked.pk} is {locked.get_status_display().lower()}: only a run whose "
+                "outcome is unknown is decided by hand."
+            )
+        upgrade = Upgrade.objects.select_for_update().get(pk=locked.upgrade_id)
+        state_now = {
+            RunKind.DEPLOY: upgrade.deploy_state == DeployState.UNKNOWN,
+            RunKind.ROLLBACK: upgrade.rollback_state == RollbackState.UNKNOWN,
+        }.get(locked.kind, True)
+        if locked.action != "rollback_database" and (
+            not state_now or (locked.kind != RunKind.BACKUP and upgrade.is_finished)
+        ):
+            raise Conflict(
+                "The upgrade has moved on since this run (it was retried, or decided another "
+                "way): the run's outcome no longer matters to it."
+            )
+        previous = locked.status
+        name = getattr(by, "get_username", lambda: "someone")()
+        decided = f"marked {outcome} by {name}: {reason}"
+        locked.status = outcome
+        locked.resolved_by, locked.resolved_at = by, timezone.now()
+        locked.reason = f"{locked.reason} — {decided}"[-500:] if locked.reason else decided[:500]
+        locked.save(update_fields=["status", "resolved_by", "resolved_at", "reason"])
+        _event(
+            locked, kind=EventKind.RUN_FINISHED, by=by, from_value=previous, to_value=outcome,
+            message=f"Run #{locked.pk} {locked.title}: outcome was unknown; {decided}",
+        )  # fmt: skip
+        _after_finish(locked, Outcome(outcome, f"{decided}"))
+    locked.refresh_from_db()
+    return locked
 
 
 def _after_finish(run: CheckRun, outcome: Any) -> None:
@@ -518,22 +717,26 @@ def _after_restore(upgrade: Upgrade, run: CheckRun, outcome: Any, *, running: st
 # --- the sweep -------------------------------------------------------------------------------
 
 
-def check_runs_sweep(*, renudge_after_s: float = 30.0) -> dict[str, int]:
-    """Put right what the broker lost: runs whose worker died go back to the queue, and queued
-    runs that no worker has picked up are nudged again (all of them after a broker outage)."""
-    now = timezone.now()
+def check_runs_sweep(
+    *, renudge_after_s: float = 30.0, now: datetime | None = None
+) -> dict[str, int]:
+    """Put right what the broker or a worker lost. A run whose worker stopped answering has
+    whatever is left of its processes killed first; then a check goes back to the queue (at
+    least once), while a run that changes the target becomes "interrupted — outcome unknown"
+    (at most once) for a release manager to decide. Queued runs that no worker has picked up
+    are nudged again (all of them after a broker outage)."""
+    now = now or timezone.now()
     stale = list(
         CheckRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=now - _stale_after())
-        .values_list("pk", "attempt")
+        .select_related("upgrade")
     )  # fmt: skip
-    requeued = 0
-    for run_id, attempt in stale:
-        requeued += CheckRun.objects.filter(
-            pk=run_id, status=RunStatus.RUNNING, attempt=attempt
-        ).update(
-            status=RunStatus.QUEUED, nudged_at=None,
-            reason=f"Worker stopped answering during attempt {attempt}; queued again.",
-        )  # fmt: skip
+    counts = {"requeued": 0, "interrupted": 0, "cancelled": 0, "nudged": 0}
+    for run in stale:
+        # Before anything else: no process of this attempt may run on beside the next one.
+        runners.run_processes_kill(pgid=run.pgid, key=run.key)
+        result = _sweep_one(run, now=now)
+        if result:
+            counts[result] += 1
     waiting = list(
         CheckRun.objects.filter(status=RunStatus.QUEUED)
         .filter(Q(nudged_at__isnull=True) | Q(nudged_at__lt=now - timedelta(seconds=renudge_after_s)))
@@ -541,7 +744,43 @@ def check_runs_sweep(*, renudge_after_s: float = 30.0) -> dict[str, int]:
     )  # fmt: skip
     for run_id in waiting:
         _nudge(run_id)
-    return {"requeued": requeued, "nudged": len(waiting)}
+    counts["nudged"] = len(waiting)
+    return counts
+
+
+def _sweep_one(run: CheckRun, *, now: datetime) -> str | None:
+    mine = {"pk": run.pk, "status": RunStatus.RUNNING, "attempt": run.attempt}
+    lost = f"Its worker stopped answering during attempt {run.attempt}"
+    if run.changes_target:
+        status, result = RunStatus.INTERRUPTED, "interrupted"
+        reason = (
+            f"{lost}, while it may have been changing the target; it was not run again. "
+            "Outcome unknown: check the target, then retry, or mark it passed or failed."
+        )
+    elif run.cancel_requested_at is not None:
+        status, result = RunStatus.CANCELLED, "cancelled"
+        reason = f"Cancelled on request; {lost.lower()}."
+    else:
+        status, result = RunStatus.QUEUED, "requeued"
+        reason = f"{lost}; queued again."
+    with transaction.atomic():
+        changes: dict[str, Any] = {"status": status, "reason": reason}
+        if status == RunStatus.QUEUED:
+            changes["nudged_at"] = None
+        else:
+            changes["finished_at"] = now
+        if not CheckRun.objects.filter(**mine).update(**changes):
+            return None  # its worker finished it meanwhile, or another sweep took it
+        if status == RunStatus.QUEUED:
+            return result
+        run.refresh_from_db()
+        _event(
+            run, kind=EventKind.RUN_FINISHED, by=None, from_value=RunStatus.RUNNING,
+            to_value=status, message=f"Run #{run.pk} {run.title}: {reason}",
+        )  # fmt: skip
+        if run.outcome_unknown:
+            _outcome_unknown(run, message=f"Run #{run.pk} {run.title}: {reason}")
+    return result
 
 
 def check_run_log(*, run: CheckRun, offset: int) -> tuple[str, int]:

@@ -127,7 +127,8 @@ class Command(BaseCommand):
         ChecklistStep.objects.bulk_create(step_rows, batch_size=5000)
         UpgradeEvent.objects.bulk_create(
             UpgradeEvent(upgrade=u, kind=EventKind.CREATED, actor=owner, at=u.created_at,
-                         to_value=UpgradeStatus.DRAFT, message="Generated history")
+                         to_value=UpgradeStatus.DRAFT, message="Generated history",
+                         reacted_at=u.created_at)  # history: nothing left to react to
             for u in made
         )  # fmt: skip
         CheckRun.objects.bulk_create(
