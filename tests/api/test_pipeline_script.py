@@ -42,9 +42,9 @@ def test_pipeline_script__live_server_and_worker__upgrade_deployed_and_monitored
     playbook,
     demo_environment,
     demo_mycelia,
-    worker,
+    worker,  # noqa: F811 - the fixture imported above
     live_server,
-    manager,  # noqa: F811
+    manager,
 ):
     # Given the demo Mycelia on 1.4.2, a worker, and a release manager's token
     assert httpx.get(f"{demo_mycelia.url}/health", timeout=5).json()["version"] == "1.4.2"
