@@ -24,10 +24,7 @@ class MyceliaError(Exception):
         self.field = field
 
     def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"error": self.message}
-        if self.field:
-            body["field"] = self.field
-        return body
+        return {"error": self.message, "field": self.field}
 
 
 class BadInput(MyceliaError):
