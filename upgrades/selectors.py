@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -637,7 +638,7 @@ def step_runs_here(step: ChecklistStep, environment, upgrade: Upgrade) -> str:
     values = {
         "version": upgrade.version_to or "(no target version)",
         "backup_path": "(the backup you choose)",
-        "output_path": f"(a new file among upgrade #{upgrade.pk}'s backups)",
+        "output_path": f"{settings.MEDIA_ROOT}/artifacts/upgrade-{upgrade.pk}/db-backup-<time>.dump",
     }
     if step.kind == StepKind.HTTP_HEALTH:
         url = base + (config.get("path") or environment.health_path)

@@ -89,7 +89,7 @@
     const control = was.control && document.getElementById(was.control);
     if (control && control.getClientRects().length) {
       control.focus();
-      return;
+      if (document.activeElement === control) return;
     }
     const region = document.getElementById(was.region);
     if (!region) return;

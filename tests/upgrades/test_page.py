@@ -228,7 +228,7 @@ def test_draft__deployment_and_post_steps__no_done_or_run_and_say_why(manager_cl
         for step in upgrade.steps.filter(phase__stage=stage):
             shown = region(html, f"step-{step.pk}")
             assert f'id="done-{step.pk}"' not in shown
-            assert f'id="run-{step.pk}"' not in shown
+            assert f'id="run-check-{step.pk}"' not in shown
             assert f'id="skip-{step.pk}"' not in shown
         phase = upgrade.phases.filter(stage=stage).first()
         assert why in region(html, f"phase-{phase.pk}-tools").lower()
