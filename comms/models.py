@@ -91,6 +91,12 @@ class MessageTemplate(models.Model):
 class ChannelKind(models.TextChoices):
     EMAIL = "email", "Email"
     WEBHOOK = "webhook", "Webhook (JSON POST)"
+    SLACK = "slack", "Slack incoming webhook"
+    TEAMS = "teams", "Microsoft Teams incoming webhook"
+
+
+# Kinds that POST a JSON body to a URL (each in its own format: see comms/services/_outgoing.py).
+WEBHOOK_KINDS = frozenset({ChannelKind.WEBHOOK, ChannelKind.SLACK, ChannelKind.TEAMS})
 
 
 class Channel(models.Model):
@@ -119,8 +125,12 @@ class Channel(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
 
+    @property
+    def is_webhook(self) -> bool:
+        return self.kind in WEBHOOK_KINDS
+
     def recipient_list(self) -> list[str]:
-        if self.kind == ChannelKind.WEBHOOK:
+        if self.kind in WEBHOOK_KINDS:
             return [self.url] if self.url else []
         parts = self.recipients.replace(",", "\n").split()
         return list(dict.fromkeys(p.strip() for p in parts if p.strip()))
@@ -135,9 +145,25 @@ class Channel(models.Model):
 class MessageStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     SENDING = "sending", "Sending"
+    # Sent: at least one delivery went out, and none failed.
     SENT = "sent", "Sent"
     PARTIALLY_FAILED = "partially_failed", "Partially failed"
     FAILED = "failed", "Failed"
+    # Nothing to deliver it through (no enabled channel of its audiences covers its
+    # environment, or the channels had no recipients): `not_sent_reason` says which.
+    NOT_SENT = "not_sent", "Not sent"
+    # A draft someone decided not to send, with their reason; kept in the history.
+    DISCARDED = "discarded", "Discarded"
+
+
+class MessageMoment(models.TextChoices):
+    """The playbook's moments a message is drafted at (the upgrades app passes the value)."""
+
+    SCHEDULED = "scheduled", "Upgrade scheduled"
+    STARTED = "started", "Upgrade started"
+    PHASE = "phase", "Phase finished"
+    ROLLBACK = "rollback", "Rollback started"
+    ENDED = "ended", "Upgrade ended"
 
 
 class Message(models.Model):
@@ -169,6 +195,14 @@ class Message(models.Model):
     # until it renders or someone writes the text.
     render_error = models.TextField(blank=True)
     render_context = models.JSONField(default=dict, blank=True)
+    moment = models.CharField(max_length=20, choices=MessageMoment.choices, blank=True)
+    # Why a message went out to no one (status not_sent), in words for the messages pages.
+    not_sent_reason = models.CharField(max_length=500, blank=True)
+    discarded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    discarded_at = models.DateTimeField(null=True, blank=True)
+    discard_reason = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -186,6 +220,14 @@ class Message(models.Model):
     @property
     def is_sending(self) -> bool:
         return self.status == MessageStatus.SENDING
+
+    @property
+    def is_discarded(self) -> bool:
+        return self.status == MessageStatus.DISCARDED
+
+    @property
+    def is_not_sent(self) -> bool:
+        return self.status == MessageStatus.NOT_SENT
 
 
 class DeliveryStatus(models.TextChoices):

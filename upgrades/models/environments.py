@@ -37,6 +37,12 @@ class Environment(models.Model):
         max_length=500, blank=True, help_text="The configuration folder archived before upgrades."
     )
     command_output_cap_bytes = models.PositiveIntegerField(default=64 * 1024)
+    phase_messages = models.BooleanField(
+        "draft a message when each phase finishes",
+        default=False,
+        help_text="Besides the playbook's messages (scheduled, started, rollback, ended), draft a "
+        "progress update each time a checklist phase finishes.",
+    )
 
     class Meta:
         ordering = ["kind", "name"]
