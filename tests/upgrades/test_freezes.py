@@ -178,9 +178,13 @@ def test_freeze_create__valid_form__declared_with_who_when_and_span_on_its_histo
     assert list(freeze.environments.all()) == [staging] and not freeze.weekly
     event = freeze.events.get()
     assert (event.kind, event.actor, event.at) == ("created", manager, FRIDAY_3PM)
-    assert (event.from_value, event.to_value) == ("", "2026-11-27 00:00 → 2026-11-30 06:00")
+    assert (event.from_value, event.to_value) == ("", "2026-11-27 00:00 to 2026-11-30 06:00")
     page = manager_client.get(reverse("upgrades:freezes")).content.decode()
-    assert "Coming up" in page and "Black Friday" in page and "2026-11-27 00:00 →" in page
+    assert (
+        "Coming up" in page
+        and "Black Friday" in page
+        and "— → 2026-11-27 00:00 to 2026-11-30 06:00" in page
+    )
 
 
 @pytest.mark.parametrize(
@@ -265,7 +269,7 @@ def test_freeze_lift__lifted_then_lifted_again__second_refused_409_history_from_
     assert "already lifted" in again.content.decode()
     lifted = friday_freeze.events.get(kind="lifted")
     assert lifted.actor == manager and lifted.at == FRIDAY_3PM
-    assert lifted.from_value == "2026-05-01 12:00 → 2026-05-04 06:00, every week"
+    assert lifted.from_value == "2026-05-01 12:00 to 2026-05-04 06:00, every week"
     assert lifted.to_value == "lifted 2026-05-15 15:00"
     page = manager_client.get(reverse("upgrades:freezes")).content.decode()
     assert "Lifted early by alice" in page and "Past freezes" in page

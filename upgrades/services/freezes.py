@@ -28,9 +28,9 @@ def _when(moment: datetime) -> str:
 
 
 def freeze_span_words(freeze: DeploymentFreeze) -> str:
-    """The freeze's span as the history records it: "2026-05-01 12:00 → 2026-05-04 06:00",
+    """The freeze's span as the history records it: "2026-05-01 12:00 to 2026-05-04 06:00",
     with "every week" for a weekly one."""
-    span = f"{_when(freeze.starts_at)} → {_when(freeze.ends_at)}"
+    span = f"{_when(freeze.starts_at)} to {_when(freeze.ends_at)}"
     return f"{span}, every week" if freeze.weekly else span
 
 
