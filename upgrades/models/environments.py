@@ -44,11 +44,27 @@ class Environment(models.Model):
         "progress update each time a checklist phase finishes.",
     )
 
+    public_status = models.BooleanField(
+        "shown on the status page",
+        null=True,
+        blank=True,
+        help_text="Whether this environment's upgrades, services and incidents reach the public "
+        "status page, its feeds, JSON and subscribers. Unknown: by kind (production shown, "
+        "staging not).",
+    )
+
     class Meta:
         ordering = ["kind", "name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def shown_on_status_page(self) -> bool:
+        """The setting, or by kind when it was never set: production yes, staging no."""
+        if self.public_status is not None:
+            return self.public_status
+        return self.kind == EnvironmentKind.PRODUCTION
 
     @property
     def health_url(self) -> str:
