@@ -145,6 +145,7 @@ def run_json(run: CheckRun) -> dict[str, Any]:
         "duration_ms": run.duration_ms,
         "output_tail": run.output[-OUTPUT_TAIL:],
         "output_truncated": run.output_truncated,
+        "cancel_requested": getattr(run, "cancel_requested_at", None) is not None,
         "finished": run.status not in ACTIVE_RUN_STATUSES,
     }
 
@@ -615,7 +616,7 @@ def runs_log(
     "/runs/{run_id}/cancel",
     auth=write_auth,
     response={200: RunOut, **ERRORS, **NOT_FOUND, **CONFLICT},
-    summary="Cancel a run no worker has started yet",
+    summary="Cancel a run: a queued one at once; a running one is asked to stop",
     operation_id="runs_cancel",
 )
 def runs_cancel(request: HttpRequest, run_id: int = _id("The run's id.")) -> dict[str, Any]:

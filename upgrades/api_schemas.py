@@ -146,6 +146,7 @@ class RunOut(Schema):
     duration_ms: int | None
     output_tail: str = Field(description="The last 4,000 characters of the output.")
     output_truncated: bool
+    cancel_requested: bool = Field(description="Asked to stop; its worker is stopping it.")
     finished: bool
 
 

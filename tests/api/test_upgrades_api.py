@@ -40,7 +40,8 @@ def _queued_run(upgrade: Upgrade, by) -> CheckRun:
 
 def _requests(upgrade: Upgrade, run: CheckRun) -> list[tuple[str, str, str, dict | None, int]]:
     """(name, method, path, body, the manager's status) for every operation."""
-    u, manual, automated = upgrade.pk, _pre_manual(upgrade).pk, _pre_automated(upgrade).pk
+    u, manual = upgrade.pk, _pre_manual(upgrade).pk
+    automated = upgrade.steps.get(phase__stage="pre", title="Check SLO status").pk
     other = upgrade.steps.filter(phase__stage="pre", kind="manual").order_by("id")[1].pk
     return [
         ("environments", "get", "/api/environments", None, 200),
@@ -52,7 +53,7 @@ def _requests(upgrade: Upgrade, run: CheckRun) -> list[tuple[str, str, str, dict
         ("complete", "post", f"/api/upgrades/{u}/steps/{manual}/complete", {"note": "ok"}, 200),
         ("skip", "post", f"/api/upgrades/{u}/steps/{other}/skip", {"reason": "n/a"}, 200),
         ("reopen", "post", f"/api/upgrades/{u}/steps/{manual}/reopen", {"reason": "again"}, 200),
-        ("run", "post", f"/api/upgrades/{u}/steps/{automated}/run", None, 409),  # one is queued
+        ("run", "post", f"/api/upgrades/{u}/steps/{automated}/run", None, 202),
         ("run_detail", "get", f"/api/runs/{run.pk}", None, 200),
         ("run_log", "get", f"/api/runs/{run.pk}/log", None, 200),
         ("run_cancel", "post", f"/api/runs/{run.pk}/cancel", None, 200),
@@ -661,9 +662,22 @@ def test_run__unknown__404(manager_api, db):
     assert manager_api.get("/api/runs/424242").status_code == 404
 
 
-def test_run_cancel__started__409(manager_api, make_upgrade, manager):
+def test_run_cancel__running__asked_to_stop_then_again_409(manager_api, make_upgrade, manager):
     upgrade = make_upgrade("minor")
     run = _queued_run(upgrade, manager)
     CheckRun.objects.filter(pk=run.pk).update(status="running")
+
+    asked = manager_api.post(f"/api/runs/{run.pk}/cancel")
+    again = manager_api.post(f"/api/runs/{run.pk}/cancel")
+
+    assert asked.status_code == 200, asked.content
+    assert asked.json()["status"] == "running" and asked.json()["cancel_requested"] is True
+    assert again.status_code == 409 and "asked to stop" in again.json()["error"]
+
+
+def test_run_cancel__finished__409(manager_api, make_upgrade, manager):
+    upgrade = make_upgrade("minor")
+    run = _queued_run(upgrade, manager)
+    CheckRun.objects.filter(pk=run.pk).update(status="passed")
     response = manager_api.post(f"/api/runs/{run.pk}/cancel")
-    assert response.status_code == 409
+    assert response.status_code == 409 and "finished" in response.json()["error"]
