@@ -20,9 +20,7 @@ from upgrades.models import (
     Action,
     ChecklistStep,
     CheckRun,
-    DeploymentFreeze,
     DeployState,
-    Environment,
     EventKind,
     RollbackState,
     Transition,
@@ -279,6 +277,11 @@ def upgrade_edit(*, upgrade: Upgrade, by: Any, changes: dict[str, Any]) -> Upgra
         for name in ("title", "description", "version_from", "version_to", "flag_key"):
             proposed[name] = (proposed[name] or "").strip()
         validate_details(upgrade_type=locked.upgrade_type, **proposed)
+        if locked.status == "scheduled" and proposed["window_start"] is None:
+            raise InvalidInput(
+                "A scheduled upgrade keeps its window start: move it back to draft to clear it.",
+                field="window_start",
+            )
         lines = []
         for name in EDITABLE_FIELDS:
             old, new = getattr(locked, name), proposed[name]
@@ -324,51 +327,10 @@ def upgrade_clone(*, upgrade: Upgrade, by: Any) -> Upgrade:
     return clone
 
 
-# --- freezes -------------------------------------------------------------------------------------
-
-
-def freeze_create(
-    *, name: str, reason: str, environments: list[Environment], starts_at: datetime,
-    ends_at: datetime, weekly: bool, by: Any,
-) -> DeploymentFreeze:  # fmt: skip
-    if not name.strip():
-        raise InvalidInput("Name the freeze.", field="name")
-    if not reason.strip():
-        raise InvalidInput("Say why deployments are frozen.", field="reason")
-    if not environments:
-        raise InvalidInput("Choose the environments the freeze covers.", field="environments")
-    if ends_at <= starts_at:
-        raise InvalidInput("The freeze must end after it starts.", field="ends_at")
-    for moment, field in ((starts_at, "starts_at"), (ends_at, "ends_at")):
-        if not 2000 <= moment.year <= 2100:
-            raise InvalidInput("Dates must be between 2000 and 2100.", field=field)
-    with transaction.atomic():
-        freeze = DeploymentFreeze.objects.create(
-            name=name.strip()[:200], reason=reason.strip(), starts_at=starts_at, ends_at=ends_at,
-            weekly=weekly, created_by=by,
-        )  # fmt: skip
-        freeze.environments.set(environments)
-    logger.info("Freeze %s created by %s", freeze.pk, getattr(by, "username", by))
-    return freeze
-
-
-def freeze_end(*, freeze: DeploymentFreeze, by: Any) -> DeploymentFreeze:
-    with transaction.atomic():
-        changed = DeploymentFreeze.objects.filter(pk=freeze.pk, ended_at__isnull=True).update(
-            ended_at=timezone.now()
-        )
-    if not changed:
-        raise Conflict("This freeze has already been lifted.")
-    freeze.refresh_from_db()
-    return freeze
-
-
 __all__ = [
     "Acted",
     "ChecklistStep",
     "Refused",
-    "freeze_create",
-    "freeze_end",
     "read_running_version",
     "upgrade_act",
     "upgrade_clone",
