@@ -42,16 +42,14 @@ def test_minor_upgrade__ticked_gated_and_overridden__in_the_browser(
     assert page.evaluate("window.__no_reload") == "still here"
     assert Upgrade.objects.get(pk=upgrade.pk).steps.get(pk=step.pk).status == StepStatus.DONE
 
-    # Then starting the deployment with steps open is refused, on the page
-    page.click("#start-deployment")
-    expect(page.locator("#error")).to_contain_text("required pre-upgrade step(s) are still open")
-    assert page.evaluate("window.__no_reload") == "still here"
+    # Then starting is the next action, and with steps open it asks for the override reason
+    expect(page.locator("#next")).to_contain_text("Next: Start deployment")
+    expect(page.locator("#gate")).to_contain_text("required pre-upgrade steps still open")
     expect(page.locator("#upgrade-status")).to_have_text("Draft")
 
-    # When the manager overrides the gate with a reason (confirming the dialog)
-    page.click("#override summary")
-    page.fill("input[name=override_reason]", "Staging soaked for a week")
-    page.click("text=Override and start")
+    # When the manager overrides the gate with a reason, in one step
+    page.fill("#override-reason", "Staging soaked for a week")
+    page.click("#act-start")
     expect(page.locator("#upgrade-status")).to_have_text("In progress")
     expect(page.locator("#timeline")).to_contain_text("gate overridden")
     expect(page.locator("#timeline")).to_contain_text("Staging soaked for a week")
@@ -67,7 +65,7 @@ def test_minor_upgrade__ticked_gated_and_overridden__in_the_browser(
     expect(watcher.locator("#upgrade-status")).to_have_text("In progress")
     expect(watcher.locator("#timeline")).to_contain_text("step done")
     assert watcher.locator(".tick-button").count() == 0
-    assert watcher.locator("#actions").count() == 0
+    assert watcher.locator("#lifecycle form").count() == 0
     assert watcher.get_by_text(re.compile("New upgrade")).count() == 0
 
 
@@ -84,5 +82,7 @@ def test_checklist__without_javascript__ticks_with_plain_form_posts(
         page.locator(f"#step-{step.pk} .tick-button").click()
         expect(page.locator(f"#step-{step.pk} .step-status")).to_have_text("Done")
         expect(page.locator(".messages")).to_contain_text("done")
+        # The post came back to the step it was made from, not the top of the page
+        assert page.url.endswith(f"#step-{step.pk}")
     finally:
         context.close()

@@ -37,7 +37,8 @@ def test_minor_upgrade__checks_backup_deploy_rollback__all_live_in_the_browser(
     page.evaluate("window.__no_reload = 'still here'")
 
     # The pre-upgrade checks fan out to the worker and pass, live
-    page.locator("#phase-1 .run-phase").click()
+    first_phase = upgrade.phases.get(order=1)
+    page.locator(f"#run-phase-{first_phase.pk}").click()
     runs = page.locator("#runs")
     expect(runs.locator(".run-status").first).to_be_visible()
     expect(runs.locator(".run.passed")).to_have_count(7, timeout=LIVE)
@@ -45,19 +46,8 @@ def test_minor_upgrade__checks_backup_deploy_rollback__all_live_in_the_browser(
     diagnose = upgrade.steps.get(title="Run diagnostics", phase__order=1)
     expect(page.locator(f"#step-{diagnose.pk} .step-status")).to_have_text("Done", timeout=LIVE)
 
-    # A fault switched on makes the health check fail with a readable reason
-    set_fault(demo_mycelia, "health_failing")
-    verify = upgrade.steps.get(title="Verify deployment")
-    page.locator(f"#step-{verify.pk} .run-check").click()
-    expect(page.locator(f"#step-{verify.pk} .step-run")).to_contain_text(
-        re.compile(r"Failed.*answered 503"), timeout=LIVE
-    )
-    set_fault(demo_mycelia, "health_failing", on=False)
-    _settled(page)
-
-    # Back up, confirmed
-    page.locator("#run-actions form:has(#action-backup) input[name=confirm]").check()
-    page.locator("#action-backup").click()
+    # Back up: one button, no confirmation box to tick
+    page.locator("#act-back_up").click()
     expect(page.locator("#artifacts li")).to_have_count(3, timeout=LIVE)
     assert set(Artifact.objects.values_list("kind", flat=True)) == {
         "config_archive", "log_tail", "db_backup",
@@ -65,20 +55,30 @@ def test_minor_upgrade__checks_backup_deploy_rollback__all_live_in_the_browser(
 
     # Start (overriding the gate), deploy, and watch the target change version
     _settled(page)
-    page.locator("#override").evaluate("details => { details.open = true; }")
-    page.fill("input[name=override_reason]", "demo run")
-    page.click("text=Override and start")
+    page.fill("#override-reason", "demo run")
+    page.click("#act-start")
     expect(page.locator("#upgrade-status")).to_have_text("In progress")
-    page.locator("#run-actions form:has(#action-deploy) input[name=confirm]").check()
-    page.locator("#action-deploy").click()
+
+    page.locator("#act-deploy").click()
     deploy_row = page.locator("#runs .run", has_text="Deploy 1.5.0")
     expect(deploy_row).to_have_class(re.compile("passed"), timeout=LIVE)
+    expect(page.locator("#deploy-state")).to_contain_text("Deployed 1.5.0", timeout=LIVE)
     assert httpx.get(f"{demo_mycelia.url}/health").json()["version"] == "1.5.0"
-
     _settled(page)
-    # Roll back: the run finishes and the upgrade shows rolled back, without a reload
-    page.locator("#run-actions form:has(#action-rollback-version) input[name=confirm]").check()
-    page.locator("#action-rollback-version").click()
+
+    # A fault switched on makes the post-deployment health check fail with a readable reason
+    set_fault(demo_mycelia, "health_failing")
+    verify = upgrade.steps.get(title="Verify deployment")
+    page.locator(f"#step-{verify.pk} .run-check").click()
+    expect(page.locator(f"#step-{verify.pk} .step-status")).to_have_text("Failed", timeout=LIVE)
+    expect(page.locator(f"#step-{verify.pk} .step-run")).to_contain_text("503")
+    set_fault(demo_mycelia, "health_failing", on=False)
+    _settled(page)
+
+    # Roll back from behind the disclosure, with its reason: the upgrade shows rolled back
+    page.click("#danger-zone summary")
+    page.fill("#reason-roll_back", "error rate doubled")
+    page.locator("#act-roll_back").click()
     expect(page.locator("#upgrade-status")).to_have_text("Rolled back", timeout=LIVE)
     assert httpx.get(f"{demo_mycelia.url}/health").json()["version"] == "1.4.2"
     assert page.evaluate("window.__no_reload") == "still here"

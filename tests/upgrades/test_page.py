@@ -667,3 +667,22 @@ def test_page__nothing_inline_for_the_content_security_policy(manager_client, ma
     services.check_run_request(upgrade=upgrade, step=step, by=upgrade.owner)
 
     assert inline_problems(page(manager_client, upgrade)) == []
+
+
+def test_old_action_url__roll_back__same_door_reason_required(
+    manager_client, make_upgrade, manager
+):
+    # Given a deployed minor upgrade (the run page's "common issues" form posts the old URL)
+    upgrade = started(make_upgrade("minor"), manager)
+    Upgrade.objects.filter(pk=upgrade.pk).update(
+        deploy_state=DeployState.PASSED, rollback_target="1.4.2"
+    )
+    url = reverse("upgrades:action", args=[upgrade.pk, "rollback_version"])
+
+    without = manager_client.post(url, {"confirm": "yes"})
+    with_reason = manager_client.post(url, {"reason": "error rate doubled"})
+
+    assert without.status_code == 400 and "needs a reason" in without.content.decode()
+    assert with_reason.status_code == 302
+    assert with_reason["Location"].endswith("#lifecycle")
+    assert CheckRun.objects.filter(upgrade=upgrade, action="rollback_version").exists()
