@@ -22,7 +22,7 @@ from django.http import Http404, HttpRequest
 from ninja import Path, Query, Router
 from ninja.responses import Status
 
-from mycelia_ops.api import ERRORS, manager_auth, token_auth
+from mycelia_ops.api import ERRORS, ErrorOut, manager_auth, token_auth
 from mycelia_ops.roles import is_release_manager
 from mycelia_ops.validation import BadInput, bounded_int, finite_float, sane_datetime
 from upgrades import selectors, services
@@ -30,7 +30,7 @@ from upgrades.api_schemas import (
     ActedOut,
     ActionIn,
     EnvironmentOut,
-    ErrorOut,
+    RefusedOut,
     RunLogOut,
     RunOut,
     StatusName,
@@ -63,7 +63,7 @@ PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX = 20, 100
 OUTPUT_TAIL = 4000
 WINDOW_MINUTES_MAX = 60 * 24 * 14
 NOT_FOUND = {404: ErrorOut}
-CONFLICT = {409: ErrorOut}
+CONFLICT = {409: RefusedOut}
 # The API's names for the service's fields.
 API_FIELD = {"upgrade_type": "type", "flag_key": "flag"}
 

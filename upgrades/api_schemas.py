@@ -111,7 +111,10 @@ class StepActIn(Body):
 # --- out ----------------------------------------------------------------------------------------
 
 
-class ErrorOut(Schema):
+class RefusedOut(Schema):
+    """409: what the lifecycle refused, and what is allowed instead (a 409 that is not the
+    table's, such as a step of a later stage, carries no allowed_actions)."""
+
     error: str
     field: str | None = None
     allowed_actions: list[str] | None = None
