@@ -58,6 +58,8 @@ class TemplateKey(models.TextChoices):
     WINDOW_MOVED = "window_moved", "Maintenance window moved"
     WINDOW_STARTED = "window_started", "Maintenance window started"
     WINDOW_ENDED = "window_ended", "Maintenance window ended"
+    # Sent to status page subscribers once, about an hour before a scheduled window starts.
+    WINDOW_REMINDER = "window_reminder", "Maintenance window starts soon"
     # Sent to one person (a review's owner) through the internal team's channels.
     REMINDER = "reminder", "Reminder"
 
@@ -67,7 +69,12 @@ DRAFT_TEMPLATE_KEYS = frozenset(
 )
 # Subscriber notices: they go to the subscribers' channels only.
 NOTICE_TEMPLATE_KEYS = frozenset(
-    {TemplateKey.WINDOW_MOVED, TemplateKey.WINDOW_STARTED, TemplateKey.WINDOW_ENDED}
+    {
+        TemplateKey.WINDOW_MOVED,
+        TemplateKey.WINDOW_STARTED,
+        TemplateKey.WINDOW_ENDED,
+        TemplateKey.WINDOW_REMINDER,
+    }
 )
 
 
@@ -336,9 +343,22 @@ class StatusMaintenance(models.Model):
     # Each subscriber notice about the window goes out once.
     start_notified_at = models.DateTimeField(null=True, blank=True)
     end_notified_at = models.DateTimeField(null=True, blank=True)
+    # The reminder an hour before the window (claimed with a conditional update; cleared when
+    # the window moves, so the new time gets its own).
+    reminder_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at", "-id"]
+        # The public page and its JSON read bounded slices: active, upcoming by window, recent
+        # by completion, newest by creation; each slice walks one of these.
+        indexes = [
+            models.Index(
+                fields=["is_public", "status", "window_start"], name="comms_maint_upcoming"
+            ),
+            models.Index(fields=["is_public", "completed_at"], name="comms_maint_recent"),
+            models.Index(fields=["is_public", "created_at"], name="comms_maint_created"),
+            models.Index(fields=["is_public", "updated_at"], name="comms_maint_updated"),
+        ]
 
     def __str__(self) -> str:
         return self.title
@@ -346,6 +366,17 @@ class StatusMaintenance(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_MAINTENANCE
+
+    @property
+    def public_label(self) -> str:
+        """The state in the public's words: a rolled-back or failed upgrade's window "Ended"
+        (true, and no more: an incident, if any, is a release manager's to publish)."""
+        if (
+            self.status == MaintenanceStatus.COMPLETED
+            and self.lifecycle != UpgradeLifecycle.COMPLETED
+        ):
+            return "Ended"
+        return self.get_status_display()
 
 
 class IncidentStatus(models.TextChoices):
@@ -365,7 +396,11 @@ class Impact(models.TextChoices):
 
 
 class StatusIncident(models.Model):
-    """A rolled-back or failed upgrade, shown as a Statuspage incident until resolved."""
+    """What went wrong with an upgrade, as a Statuspage incident.
+
+    A rollback or failure drafts one (published_at empty): nobody outside sees it until a
+    release manager publishes it (perhaps after editing its words and impact) or dismisses it.
+    Published, it shows until resolved."""
 
     maintenance = models.OneToOneField(
         StatusMaintenance, on_delete=models.CASCADE, related_name="incident"
@@ -378,9 +413,23 @@ class StatusIncident(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
     monitoring_at = models.DateTimeField(null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # The draft's first update, posted when it is published.
+    body = models.TextField(blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    dismiss_reason = models.CharField(max_length=1000, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["published_at", "resolved_at"], name="comms_incident_public"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -388,6 +437,26 @@ class StatusIncident(models.Model):
     @property
     def is_resolved(self) -> bool:
         return self.status in (IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM)
+
+    @property
+    def is_draft(self) -> bool:
+        return self.published_at is None and self.dismissed_at is None
+
+    @property
+    def is_dismissed(self) -> bool:
+        return self.dismissed_at is not None
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+    @property
+    def state_label(self) -> str:
+        if self.is_dismissed:
+            return "Dismissed"
+        if self.is_draft:
+            return "Draft"
+        return self.get_status_display()
 
 
 class StatusUpdate(models.Model):
@@ -426,6 +495,23 @@ class ComponentStatus(models.TextChoices):
     PARTIAL_OUTAGE = "partial_outage", "Partial outage"
     MAJOR_OUTAGE = "major_outage", "Major outage"
     UNDER_MAINTENANCE = "under_maintenance", "Under maintenance"
+
+
+class StatusEnvironment(models.Model):
+    """An environment as the status page knows it: its name and whether it is shown. The
+    upgrades app passes the setting with every sync and every health refresh; an environment
+    it never named is not shown."""
+
+    environment_key = models.CharField(max_length=100, unique=True)
+    environment_name = models.CharField(max_length=200)
+    is_public = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["environment_name"]
+
+    def __str__(self) -> str:
+        return f"{self.environment_name} ({'shown' if self.is_public else 'not shown'})"
 
 
 class EnvironmentHealth(models.Model):
@@ -471,6 +557,69 @@ class ComponentHealth(models.Model):
     @property
     def filter_key(self) -> str:
         return f"{self.environment_key}:{self.name}"
+
+
+class ComponentSample(models.Model):
+    """One look at one service (each health refresh writes one per service). Kept a day or two:
+    the scheduler rolls them up into ComponentDay and prunes them; pages never read them."""
+
+    environment_key = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    status = models.CharField(max_length=30, choices=ComponentStatus.choices)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.environment_key}:{self.name} {self.status} at {self.at}"
+
+
+class ComponentDay(models.Model):
+    """One service's day (UTC), rolled up from its samples by the scheduler: how many looks saw
+    it in each state. The uptime bars read these, 90 per service."""
+
+    environment_key = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    day = models.DateField()
+    samples = models.PositiveIntegerField(default=0)
+    degraded = models.PositiveIntegerField(default=0)
+    partial = models.PositiveIntegerField(default=0)
+    major = models.PositiveIntegerField(default=0)
+    maintenance = models.PositiveIntegerField(default=0)
+    rolled_up_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["environment_key", "name", "day"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment_key", "name", "day"], name="comms_component_day_once"
+            )
+        ]
+        indexes = [models.Index(fields=["day"], name="comms_component_day")]
+
+    def __str__(self) -> str:
+        return f"{self.environment_key}:{self.name} {self.day}"
+
+    @property
+    def uptime(self) -> float | None:
+        """Statuspage's weighting: a major outage counts whole, a partial outage 30%;
+        degraded performance and maintenance are not downtime."""
+        if not self.samples:
+            return None
+        return max(0.0, 1 - (self.major + 0.3 * self.partial) / self.samples)
+
+    @property
+    def level(self) -> str:
+        if not self.samples:
+            return "none"
+        if self.major:
+            return "major"
+        if self.partial:
+            return "partial"
+        if self.degraded:
+            return "degraded"
+        return "operational"
 
 
 # --- subscribers -----------------------------------------------------------------------------

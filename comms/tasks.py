@@ -44,6 +44,18 @@ def status_windows_check_task() -> dict[str, int]:
     return services.status_windows_check()
 
 
+@shared_task(name="comms.status_reminders_send", ignore_result=True)
+def status_reminders_send_task() -> int:
+    """Beat, every minute: the reminder an hour before each shown window, once per window."""
+    return services.status_reminders_send()
+
+
+@shared_task(name="comms.status_uptime_rollup", ignore_result=True)
+def status_uptime_rollup_task() -> dict[str, int]:
+    """Beat: the health samples counted into daily uptime rows (the page reads only those)."""
+    return services.status_uptime_rollup()
+
+
 @shared_task(name="comms.status_health_refresh", ignore_result=True)
 def status_health_refresh_task(environments: list[dict[str, Any]]) -> dict[str, str]:
     """environments: [{"key", "name", "status_url", "timeout"}]."""

@@ -232,6 +232,12 @@ CELERY_BEAT_SCHEDULE = {
     "ops-heartbeat": {"task": "comms.ops_heartbeat", "schedule": 30},
     "comms-deliveries-sweep": {"task": "comms.deliveries_sweep", "schedule": 60},
     "status-windows-check": {"task": "comms.status_windows_check", "schedule": 60},
+    # The reminder an hour before a shown window; daily uptime rows from the health samples.
+    "status-reminders-send": {"task": "comms.status_reminders_send", "schedule": 60},
+    "status-uptime-rollup": {
+        "task": "comms.status_uptime_rollup",
+        "schedule": env_int("MYCELIA_UPTIME_ROLLUP_SECONDS", 300),
+    },
     "status-health-refresh": {
         "task": "upgrades.status_health_refresh",
         "schedule": env_int("MYCELIA_STATUS_REFRESH_SECONDS", 60),

@@ -46,6 +46,8 @@ def _status_changed(event: UpgradeEvent) -> None:
             next_steps="Post-upgrade reviews at 24 hours, 7 days and 4 weeks.",
         )  # fmt: skip
         reviews_schedule(upgrade=upgrade, by=event.actor)
+        if event.to_value in (UpgradeStatus.ROLLED_BACK, UpgradeStatus.FAILED):
+            announce.incident_draft(upgrade)  # a draft for a release manager; never published here
     elif event.to_value == UpgradeStatus.IN_PROGRESS:
         transaction.on_commit(lambda: _send_quietly(monitoring_baseline_task, upgrade.pk))
 

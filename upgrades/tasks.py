@@ -67,7 +67,7 @@ def status_health_refresh_task() -> None:
 
     environments = [
         {"key": e.slug, "name": e.name, "status_url": e.status_url,
-         "timeout": e.request_timeout_seconds}
+         "timeout": e.request_timeout_seconds, "public": e.shown_on_status_page}
         for e in Environment.objects.exclude(base_url="")
     ]  # fmt: skip
     comms_refresh.delay(environments)

@@ -6,19 +6,29 @@ Views, commands, tasks and the upgrades app import `from comms import services` 
 Calls for the upgrades app
 --------------------------
 status_maintenance_sync(*, upgrade_id: int, title: str, type_label: str,
-        environment_key: str, environment_name: str, status: str,
+        environment_key: str, environment_name: str, public: bool, status: str,
         window_start: datetime | None, window_end: datetime | None,
         progress_percent: int, phase_title: str, url: str) -> StatusMaintenance
     Upsert the status page's record of one upgrade; call it after every change the page shows
-    (status, window, current phase, progress). `status` is the upgrade's lifecycle value:
-    draft, scheduled, in_progress, monitoring, completed, rolled_back, failed, cancelled.
-    Drafts and cancelled upgrades are not shown. Statuspage maintenance status: scheduled ->
-    scheduled, in_progress -> in_progress, monitoring -> verifying, completed / rolled_back /
-    failed -> completed; rolled_back opens an incident (monitoring, impact minor) and failed one
-    (identified, impact major). A status change posts an update to the page's stream. Confirmed
-    subscribers are mailed (a notice Message, sent at once) when a public window moves, when
-    the work starts (in_progress, or the start time passes: status_windows_check) and when it
-    ends. Raises InvalidInput for an unknown status or a window ending before it starts.
+    (status, window, current phase, progress). `public` is the environment's "shown on the
+    status page" setting: upgrades of an environment not shown never reach the page, its JSON,
+    feeds, calendar or subscribers (signed-in users see them in the private calendar).
+    `status` is the upgrade's lifecycle value: draft, scheduled, in_progress, monitoring,
+    completed, rolled_back, failed, cancelled. Drafts and cancelled upgrades are not shown.
+    Statuspage maintenance status: scheduled -> scheduled, in_progress -> in_progress,
+    monitoring -> verifying, completed / rolled_back / failed -> completed (the page says
+    "Ended" for the last two). A status change posts an update to the page's stream. Confirmed
+    subscribers are mailed (a notice Message, sent at once) about an hour before a shown window
+    (status_reminders_send), when it moves, when the work starts (in_progress, or the start
+    time passes: status_windows_check) and when it ends. Never opens an incident. Raises
+    InvalidInput for an unknown status or a window ending before it starts.
+
+status_incident_draft(*, upgrade_id: int, lifecycle: str) -> StatusIncident | None
+    After a rollback or failure ("rolled_back" | "failed"): a draft incident, impact proposed
+    from the environment's component health, words that disclose nothing about the change.
+    None for an environment not shown; an existing incident is returned as it is. Release
+    managers publish (status_incident_publish), edit (status_incident_edit), post updates or
+    resolve (status_incident_post) or dismiss it with a reason (status_incident_dismiss).
 
 message_draft_create(*, upgrade_id: int, template_key: str, context: dict[str, str],
         by: User | None, environment_key: str) -> Message
@@ -78,6 +88,14 @@ from comms.services.deliveries import (
     delivery_retry,
     message_status_refresh,
 )
+from comms.services.incidents import (
+    status_incident_dismiss,
+    status_incident_draft,
+    status_incident_edit,
+    status_incident_post,
+    status_incident_publish,
+    status_incident_resolve,
+)
 from comms.services.messages import (
     CONTEXT_KEYS,
     comms_seed,
@@ -94,10 +112,11 @@ from comms.services.messages import (
 from comms.services.ops import worker_heartbeat_record
 from comms.services.status import (
     component_status_for,
+    status_environment_note,
     status_health_record,
     status_health_refresh,
-    status_incident_resolve,
     status_maintenance_sync,
+    status_reminders_send,
     status_windows_check,
     window_text,
 )
@@ -108,6 +127,7 @@ from comms.services.subscribers import (
     subscriber_subscribe,
     subscriber_unsubscribe,
 )
+from comms.services.uptime import status_uptime_rollup
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -136,7 +156,15 @@ __all__ = [
     "site_url",
     "status_health_record",
     "status_health_refresh",
+    "status_environment_note",
+    "status_incident_dismiss",
+    "status_incident_draft",
+    "status_incident_edit",
+    "status_incident_post",
+    "status_incident_publish",
     "status_incident_resolve",
+    "status_reminders_send",
+    "status_uptime_rollup",
     "status_maintenance_sync",
     "status_windows_check",
     "subscriber_by_token",

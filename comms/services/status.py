@@ -1,31 +1,34 @@
-"""The status page's mirror of upgrades, their incidents, and the environments' health."""
+"""The status page's mirror of upgrades, the environments it shows, and their health.
+
+What the public sees is only what is true and only what concerns it: an environment the
+upgrades app does not mark as shown never reaches the page, its JSON, feeds or subscribers, and
+an upgrade that went wrong drafts an incident (comms/services/incidents.py) instead of
+announcing it."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import formats, timezone
 
-from comms.exceptions import Conflict, InvalidInput, NotFound
+from comms.exceptions import InvalidInput
 from comms.models import (
     HIDDEN_LIFECYCLES,
     ComponentHealth,
+    ComponentSample,
     ComponentStatus,
     EnvironmentHealth,
-    Impact,
-    IncidentStatus,
     MaintenanceStatus,
-    StatusIncident,
+    StatusEnvironment,
     StatusMaintenance,
     StatusUpdate,
     TemplateKey,
     UpgradeLifecycle,
 )
 from comms.services._events import event_record
-from comms.services._input import text_clean
 from comms.services._outgoing import site_url
 from comms.services.messages import notice_send
 
@@ -42,18 +45,16 @@ MAINTENANCE_STATUS = {
     UpgradeLifecycle.FAILED: MaintenanceStatus.COMPLETED,
     UpgradeLifecycle.CANCELLED: MaintenanceStatus.COMPLETED,
 }
-# A rolled-back or failed upgrade opens an incident: (status, impact).
-INCIDENT_FOR = {
-    UpgradeLifecycle.ROLLED_BACK: (IncidentStatus.MONITORING, Impact.MINOR),
-    UpgradeLifecycle.FAILED: (IncidentStatus.IDENTIFIED, Impact.MAJOR),
-}
+# What the page posts by itself at each status change. An upgrade that went wrong says only
+# that the maintenance ended: whether and how to tell more is a release manager's call (the
+# drafted incident), never the page's.
 UPDATE_TEXT = {
     UpgradeLifecycle.SCHEDULED: "Scheduled for {window}.",
     UpgradeLifecycle.IN_PROGRESS: "The upgrade is in progress.",
     UpgradeLifecycle.MONITORING: "The upgrade is deployed; we are verifying it.",
     UpgradeLifecycle.COMPLETED: "The upgrade is complete.",
-    UpgradeLifecycle.ROLLED_BACK: "The upgrade was rolled back to the previous version.",
-    UpgradeLifecycle.FAILED: "The upgrade failed; we are working on it.",
+    UpgradeLifecycle.ROLLED_BACK: "The maintenance has ended.",
+    UpgradeLifecycle.FAILED: "The maintenance has ended.",
 }
 ENDED = frozenset(
     {UpgradeLifecycle.COMPLETED, UpgradeLifecycle.ROLLED_BACK, UpgradeLifecycle.FAILED}
@@ -73,12 +74,20 @@ def window_text(start: datetime | None, end: datetime | None) -> str:
     return f"{_when(start)} – {_when(end)}"
 
 
+def public_outcome(m: StatusMaintenance) -> str:
+    """The maintenance's state in the words the public gets: an upgrade that was rolled back
+    or failed "Ended" (true, and no more than that until a manager publishes an incident)."""
+    if m.lifecycle in (UpgradeLifecycle.ROLLED_BACK, UpgradeLifecycle.FAILED):
+        return "Ended"
+    return m.get_lifecycle_display()
+
+
 def _notice(m: StatusMaintenance, key: str, **extra: str) -> None:
     context = {
         "upgrade_title": m.title,
         "environment": m.environment_name,
         "window": window_text(m.window_start, m.window_end),
-        "status": m.get_lifecycle_display(),
+        "status": public_outcome(m),
         "status_page_url": site_url("/status/"),
         **extra,
     }
@@ -88,6 +97,35 @@ def _notice(m: StatusMaintenance, key: str, **extra: str) -> None:
     )  # fmt: skip
 
 
+def status_environment_note(*, environment_key: str, environment_name: str, public: bool) -> bool:
+    """Record whether an environment is shown on the status page (call inside a transaction).
+    When the setting changes, its upgrades follow at once. Returns the setting."""
+    now = timezone.now()
+    env = (
+        StatusEnvironment.objects.select_for_update()
+        .filter(environment_key=environment_key)
+        .first()
+    )
+    if env is None:
+        env = StatusEnvironment.objects.create(
+            environment_key=environment_key, environment_name=environment_name[:200],
+            is_public=public, updated_at=now,
+        )  # fmt: skip
+        event_record(kind="environment_shown" if public else "environment_hidden", subject=env)
+        return public
+    if env.is_public == public and env.environment_name == environment_name[:200]:
+        return public
+    changed = env.is_public != public
+    env.is_public, env.environment_name, env.updated_at = public, environment_name[:200], now
+    env.save()
+    if changed:
+        StatusMaintenance.objects.filter(environment_key=environment_key).exclude(
+            lifecycle__in=HIDDEN_LIFECYCLES
+        ).update(is_public=public, updated_at=now)
+        event_record(kind="environment_shown" if public else "environment_hidden", subject=env)
+    return public
+
+
 def status_maintenance_sync(
     *,
     upgrade_id: int,
@@ -95,6 +133,7 @@ def status_maintenance_sync(
     type_label: str,
     environment_key: str,
     environment_name: str,
+    public: bool,
     status: str,
     window_start: datetime | None,
     window_end: datetime | None,
@@ -103,9 +142,11 @@ def status_maintenance_sync(
     url: str,
 ) -> StatusMaintenance:
     """Upsert the status page's record of one upgrade (call it on every change the page
-    shows: status, window, phase, progress). Posts a status update when the status changes,
-    opens an incident for a rollback or failure, and mails subscribers when the window moves,
-    starts or ends."""
+    shows: status, window, phase, progress). `public`: the environment's "shown on the status
+    page" setting; an upgrade of an environment not shown stays off the page, its JSON, feeds
+    and subscriber notices. Posts a status update when the status changes and mails
+    subscribers when a shown window moves, starts or ends. Never opens an incident: a rollback
+    or failure is drafted as one by status_incident_draft, for a release manager to publish."""
     if status not in UpgradeLifecycle.values:
         raise InvalidInput(f"Unknown upgrade status '{status}'.")
     if window_start and window_end and window_end < window_start:
@@ -115,12 +156,15 @@ def status_maintenance_sync(
         "title": title[:300], "type_label": type_label[:100],
         "environment_key": environment_key, "environment_name": environment_name[:200],
         "lifecycle": status, "status": MAINTENANCE_STATUS[status],
-        "is_public": status not in HIDDEN_LIFECYCLES,
+        "is_public": bool(public) and status not in HIDDEN_LIFECYCLES,
         "window_start": window_start, "window_end": window_end,
         "progress_percent": max(0, min(int(progress_percent or 0), 100)),
         "phase_title": phase_title[:300], "url": url[:500],
     }  # fmt: skip
     with transaction.atomic():
+        status_environment_note(
+            environment_key=environment_key, environment_name=environment_name, public=public
+        )
         m = StatusMaintenance.objects.select_for_update().filter(upgrade_id=upgrade_id).first()
         if m is None:
             m = StatusMaintenance.objects.create(upgrade_id=upgrade_id, updated_at=now, **values)
@@ -134,10 +178,12 @@ def status_maintenance_sync(
         for key, value in values.items():
             setattr(m, key, value)
         m.updated_at = now
+        window_moved = (before["window_start"], before["window_end"]) != (window_start, window_end)
+        if window_moved:
+            m.reminder_sent_at = None  # the new time gets its own reminder
         moved = (
             before["is_public"] and m.is_public and before["lifecycle"] not in ENDED
-            and (before["window_start"], before["window_end"]) != (window_start, window_end)
-            and before["window_start"] is not None
+            and window_moved and before["window_start"] is not None
         )  # fmt: skip
         m.save()
         event_record(
@@ -156,8 +202,7 @@ def status_maintenance_sync(
 
 
 def _status_changed(m: StatusMaintenance, before: str | None, now: datetime) -> None:
-    """Inside the sync's transaction: post the update, stamp the times, notify, open an
-    incident."""
+    """Inside the sync's transaction: post the update, stamp the times, notify."""
     fields = []
     if (
         m.status in (MaintenanceStatus.IN_PROGRESS, MaintenanceStatus.VERIFYING)
@@ -169,21 +214,9 @@ def _status_changed(m: StatusMaintenance, before: str | None, now: datetime) -> 
         m.completed_at = now
         fields.append("completed_at")
     text = UPDATE_TEXT.get(m.lifecycle, "").format(window=window_text(m.window_start, m.window_end))
-    incident = StatusIncident.objects.filter(maintenance=m).first()
-    if m.lifecycle in INCIDENT_FOR and incident is None:
-        incident_status, impact = INCIDENT_FOR[m.lifecycle]
-        incident = StatusIncident.objects.create(
-            maintenance=m, name=f"{m.title}: {m.get_lifecycle_display().lower()}",
-            status=incident_status, impact=impact,
-            monitoring_at=now if incident_status == IncidentStatus.MONITORING else None,
-        )  # fmt: skip
-        event_record(kind="incident_opened", subject=incident, upgrade_id=m.upgrade_id,
-                     to_state=incident_status, detail={"impact": impact})  # fmt: skip
     if text:
         StatusUpdate.objects.create(
-            maintenance=m,
-            incident=incident if m.lifecycle in INCIDENT_FOR else None,
-            status=incident.status if m.lifecycle in INCIDENT_FOR else m.status,
+            maintenance=m, status=m.status,
             body=text + (f" Phase: {m.phase_title}." if m.phase_title and m.lifecycle not in ENDED else ""),
             created_at=now,
         )  # fmt: skip
@@ -208,7 +241,7 @@ def status_windows_check() -> dict[str, int]:
         is_public=True, status=MaintenanceStatus.SCHEDULED, window_start__lte=now,
         start_notified_at__isnull=True,
     ).values_list("pk", flat=True)  # fmt: skip
-    for pk in list(due_start):
+    for pk in list(due_start[:500]):
         with transaction.atomic():
             m = StatusMaintenance.objects.select_for_update().get(pk=pk)
             if m.start_notified_at is None:
@@ -221,7 +254,7 @@ def status_windows_check() -> dict[str, int]:
         is_public=True, window_end__lte=now, start_notified_at__isnull=False,
         end_notified_at__isnull=True,
     ).values_list("pk", flat=True)  # fmt: skip
-    for pk in list(due_end):
+    for pk in list(due_end[:500]):
         with transaction.atomic():
             m = StatusMaintenance.objects.select_for_update().get(pk=pk)
             if m.end_notified_at is None:
@@ -233,32 +266,32 @@ def status_windows_check() -> dict[str, int]:
     return {"started": started, "ended": ended}
 
 
-def status_incident_resolve(*, upgrade_id: int, body: str, by: Any | None) -> StatusIncident:
-    """Close the incident of a rolled-back or failed upgrade, with a closing update."""
-    body = text_clean(body, field="body", max_length=5000).strip()
-    body = body or "This incident has been resolved."
-    with transaction.atomic():
-        incident = (
-            StatusIncident.objects.select_for_update()
-            .filter(maintenance__upgrade_id=upgrade_id)
-            .first()
-        )
-        if incident is None:
-            raise NotFound(f"Upgrade {upgrade_id} has no incident on the status page.")
-        if incident.is_resolved:
-            raise Conflict("This incident is already resolved.")
-        before, now = incident.status, timezone.now()
-        incident.status, incident.resolved_at, incident.updated_at = (
-            IncidentStatus.RESOLVED, now, now,
-        )  # fmt: skip
-        incident.save(update_fields=["status", "resolved_at", "updated_at"])
-        StatusUpdate.objects.create(
-            maintenance_id=incident.maintenance_id, incident=incident,
-            status=IncidentStatus.RESOLVED, body=body[:5000], created_at=now,
-        )  # fmt: skip
-        event_record(kind="incident_resolved", subject=incident, by=by, upgrade_id=upgrade_id,
-                     from_state=before, to_state=IncidentStatus.RESOLVED)  # fmt: skip
-    return incident
+REMINDER_BEFORE = timedelta(minutes=60)
+
+
+def status_reminders_send() -> int:
+    """For beat: the reminder to subscribers about an hour before a shown, scheduled window
+    starts, once per window. Each is claimed with a conditional update in the transaction that
+    queues it: two schedulers running at once send it once, and a failed queueing leaves it
+    for the next run. Returns how many were sent."""
+    now = timezone.now()
+    due = StatusMaintenance.objects.filter(
+        is_public=True, status=MaintenanceStatus.SCHEDULED, reminder_sent_at__isnull=True,
+        window_start__gt=now, window_start__lte=now + REMINDER_BEFORE,
+    ).values_list("pk", flat=True)  # fmt: skip
+    sent = 0
+    for pk in list(due[:500]):
+        with transaction.atomic():
+            claimed = StatusMaintenance.objects.filter(
+                pk=pk, reminder_sent_at__isnull=True, status=MaintenanceStatus.SCHEDULED
+            ).update(reminder_sent_at=now)
+            if not claimed:
+                continue  # another scheduler got it, or it started meanwhile
+            m = StatusMaintenance.objects.get(pk=pk)
+            event_record(kind="window_reminder_sent", subject=m, to_state=m.lifecycle)
+            _notice(m, TemplateKey.WINDOW_REMINDER, at=_when(m.window_start))
+            sent += 1
+    return sent
 
 
 # --- environment health ----------------------------------------------------------------------
@@ -291,10 +324,13 @@ def status_health_record(
     environment_name: str,
     document: dict[str, Any] | None,
     error: str,
+    public: bool | None = None,
 ) -> EnvironmentHealth:
     """Record one look at an environment's /ops/status.json ({"version", "services": [{"name",
     "status", figures...}]}). With an error (unreachable, not JSON), its known components read
-    as a major outage: the status page cannot see the system answer."""
+    as a major outage: the status page cannot see the system answer. `public`: the
+    environment's "shown on the status page" setting (None leaves what comms knows). Each
+    look is also kept as one sample per service, for the scheduler's daily uptime roll-up."""
     now = timezone.now()
     services: list[dict[str, Any]] = []
     if document is not None and not error:
@@ -306,6 +342,10 @@ def status_health_record(
     elif not error:
         error = "No status document."
     with transaction.atomic():
+        if public is not None:
+            status_environment_note(
+                environment_key=environment_key, environment_name=environment_name, public=public
+            )
         env, _ = EnvironmentHealth.objects.select_for_update().get_or_create(
             environment_key=environment_key, defaults={"environment_name": environment_name}
         )
@@ -345,6 +385,13 @@ def status_health_record(
             component.figures, component.position, component.checked_at = figures, position, now
             component.environment_name = environment_name
             component.save()
+        seen = {s["name"][:200]: component_status_for(str(s.get("status", ""))) for s in services}
+        if error:
+            seen = dict.fromkeys(existing, ComponentStatus.MAJOR_OUTAGE) | seen
+        ComponentSample.objects.bulk_create(
+            ComponentSample(environment_key=environment_key, name=name, at=now, status=status)
+            for name, status in seen.items()
+        )
         if changes or was_ok != (not error):
             event_record(kind="health_changed", subject=env, from_state="ok" if was_ok else "error",
                          to_state="error" if error else "ok",
@@ -355,7 +402,8 @@ def status_health_record(
 def status_health_refresh(*, environments: list[dict[str, Any]]) -> dict[str, str]:
     """Fetch each environment's status document with httpx and record it.
 
-    environments: [{"key", "name", "status_url", "timeout" (seconds, optional)}]. Returns
+    environments: [{"key", "name", "status_url", "timeout" (seconds, optional), "public"
+    (shown on the status page, optional)}]. Returns
     {key: "ok" | error}. The fetches happen outside any transaction."""
     import httpx
 
@@ -378,8 +426,10 @@ def status_health_refresh(*, environments: list[dict[str, Any]]) -> dict[str, st
         except (httpx.HTTPError, ValueError) as exc:
             error = str(exc) or type(exc).__name__
             document = None
+        public = env.get("public")
         status_health_record(
-            environment_key=key, environment_name=name, document=document, error=error
-        )
+            environment_key=key, environment_name=name, document=document, error=error,
+            public=None if public is None else bool(public),
+        )  # fmt: skip
         results[key] = error or "ok"
     return results

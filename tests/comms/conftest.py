@@ -105,7 +105,7 @@ def sync(upgrade_id: int = 1, **overrides):
     values = {
         "upgrade_id": upgrade_id, "title": f"Upgrade to 1.5.{upgrade_id}",
         "type_label": "Minor version", "environment_key": "staging",
-        "environment_name": "Staging", "status": "scheduled",
+        "environment_name": "Staging", "public": True, "status": "scheduled",
         "window_start": now + timedelta(hours=2), "window_end": now + timedelta(hours=3),
         "progress_percent": 0, "phase_title": "", "url": f"http://testserver/upgrades/{upgrade_id}/",
     }  # fmt: skip

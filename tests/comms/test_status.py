@@ -156,13 +156,22 @@ def test_status_maintenance_sync__progresses__updates_posted_once_per_status_cha
     assert m.started_at is not None and m.progress_percent == 80
 
 
-def test_status_maintenance_sync__rolled_back__incident_opened_and_resolvable(seeded, manager):
+def test_status_maintenance_sync__rolled_back__nothing_public_until_a_draft_is_published(
+    seeded, manager
+):
     sync(status="in_progress")
     m = sync(status="rolled_back")
 
-    incident = StatusIncident.objects.get(maintenance=m)
-    assert (incident.status, incident.impact) == ("monitoring", "minor")
-    assert m.updates.filter(incident=incident).exists() and m.completed_at
+    # The sync alone opens no incident; the rollback's reaction drafts one, unpublished
+    assert not StatusIncident.objects.exists() and m.completed_at
+    incident = services.status_incident_draft(upgrade_id=1, lifecycle="rolled_back")
+    assert incident.is_draft and (incident.status, incident.impact) == ("monitoring", "none")
+    assert selectors.incidents_json()["incidents"] == []
+
+    services.status_incident_publish(incident_id=incident.pk, name=incident.name,
+                                     body=incident.body, impact="minor", status="monitoring",
+                                     by=manager)  # fmt: skip
+    assert [i["id"] for i in selectors.incidents_json()["incidents"]] == [incident.public_id]
 
     services.status_incident_resolve(upgrade_id=1, body="All good again.", by=manager)
     incident.refresh_from_db()
@@ -246,8 +255,8 @@ def test_summary_json__upgrade_lifecycle__shape_and_values_as_statuspage(seeded,
         "Upgrade to 1.5.1",
         "Upgrade to 1.5.2",
     }
-    assert [i["status"] for i in data["incidents"]] == ["identified"]
-    assert data["status"]["indicator"] == "major"  # the failure's impact outranks the rest
+    assert data["incidents"] == []  # a failure drafts an incident; it is not published
+    assert data["status"]["indicator"] == "none"  # degraded, but under maintenance
     assert {c["status"] for c in data["components"]} == {"under_maintenance"}
     in_progress = next(m for m in data["scheduled_maintenances"] if m["status"] == "in_progress")
     assert in_progress["incident_updates"][0]["status"] == "in_progress"

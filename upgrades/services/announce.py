@@ -21,22 +21,33 @@ logger = logging.getLogger(__name__)
 CONTACT = "tech-support@mycelia.com"  # the playbook's Support contact
 
 
+# The stage an upgrade is working in, by its status: the phase shown is the current one of
+# that stage (a verifying upgrade is "Upgrade Monitoring", even with an optional pre-upgrade
+# step left open).
+_STAGE_FOR_STATUS = {
+    "draft": "pre", "scheduled": "pre", "in_progress": "deploy", "monitoring": "post",
+}  # fmt: skip
+
+
 def _progress(upgrade: Upgrade) -> tuple[int, str]:
-    """Overall percent of steps closed, and the phase being worked on (the first one open)."""
-    phases = (
+    """Overall percent of steps closed, and the phase being worked on: the first phase with an
+    open step in the stage the upgrade's status is in (else the last phase of that stage)."""
+    phases = list(
         UpgradePhase.objects.filter(upgrade=upgrade)
         .annotate(
             total=Count("steps"), closed=Count("steps", filter=~Q(steps__status=StepStatus.OPEN))
         )
         .order_by("order")
     )
-    total = closed = 0
-    current = ""
-    for phase in phases:
-        total += phase.total
-        closed += phase.closed
-        if not current and phase.closed < phase.total:
-            current = phase.title
+    total = sum(p.total for p in phases)
+    closed = sum(p.closed for p in phases)
+    stage = _STAGE_FOR_STATUS.get(upgrade.status)
+    in_stage = [p for p in phases if p.stage == stage]
+    current = next((p.title for p in in_stage if p.closed < p.total), "")
+    if not current and in_stage:
+        current = in_stage[-1].title
+    if stage is None:
+        current = ""
     return (round(100 * closed / total) if total else 0), current or "All steps closed"
 
 
@@ -48,6 +59,7 @@ def status_sync(upgrade: Upgrade) -> None:
         type_label=upgrade.type_label,
         environment_key=upgrade.environment.slug,
         environment_name=upgrade.environment.name,
+        public=upgrade.environment.shown_on_status_page,
         status=upgrade.status,
         window_start=upgrade.window_start,
         window_end=upgrade.window_end,
@@ -55,6 +67,15 @@ def status_sync(upgrade: Upgrade) -> None:
         phase_title=phase_title,
         url=f"{settings.MYCELIA_BASE_URL}{upgrade.get_absolute_url()}",
     )
+
+
+def incident_draft(upgrade: Upgrade) -> None:
+    """A rollback or failure drafts an incident for a release manager to publish, edit or
+    dismiss (nothing public by itself; nothing at all for an environment not shown)."""
+    try:
+        comms.status_incident_draft(upgrade_id=upgrade.pk, lifecycle=upgrade.status)
+    except comms.CommsError as exc:
+        logger.warning("No incident drafted for upgrade %s: %s", upgrade.pk, exc)
 
 
 def _context(upgrade: Upgrade, **extra: str) -> dict[str, str]:
