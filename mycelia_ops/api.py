@@ -96,7 +96,10 @@ def error_response(request: HttpRequest, exc: Exception) -> HttpResponse:
         return _json(404, {"error": str(exc) or f"Nothing at {request.path}."})
     status, message = getattr(exc, "status", None), getattr(exc, "message", None)
     if isinstance(status, int) and 400 <= status < 500 and isinstance(message, str):
-        return _json(status, {"error": message, "field": getattr(exc, "field", None)})
+        body = {"error": message, "field": getattr(exc, "field", None)}
+        if isinstance(getattr(exc, "allowed_actions", None), list):
+            body["allowed_actions"] = exc.allowed_actions  # a lifecycle refusal says what is
+        return _json(status, body)
     if isinstance(exc, FlagServiceError):
         status = next(code for kind, code in _FLAG_ERROR_STATUS if isinstance(exc, kind))
         return _json(status, {"error": str(exc), "field": None})

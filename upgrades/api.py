@@ -333,12 +333,8 @@ def upgrades_create(request: HttpRequest, payload: UpgradeCreateIn) -> Status:
             risk=payload.risk,
             window_start=_window_start(payload.window_start),
             window_minutes=_window_minutes(payload.window_minutes),
+            description=payload.description,
         )
-        if payload.description.strip():
-            # upgrade_create takes no description: the edit records it on the timeline.
-            upgrade = services.upgrade_edit(
-                upgrade=upgrade, by=request.user, changes={"description": payload.description}
-            )
     return Status(201, _fresh_json(request, upgrade))
 
 

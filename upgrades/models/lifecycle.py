@@ -329,7 +329,7 @@ def verdict(action: str, facts: Facts) -> Verdict:
     if rule is None:
         return Verdict(action, False, f"Unknown action “{action}”.")
     label = Action(action).label
-    if not facts.actor_can_operate and action != Action.CLONE:
+    if not facts.actor_can_operate:
         return Verdict(action, False, "Only release managers change upgrades.")
     if facts.status not in rule.states:
         why = rule.wrong_state or (

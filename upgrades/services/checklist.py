@@ -156,6 +156,7 @@ def upgrade_create(
     risk: str | None = None,
     window_start: datetime | None = None,
     window_minutes: int | None = None,
+    description: str = "",
 ) -> Upgrade:
     """Create an upgrade and copy its type's playbook template into its own checklist, so later
     template edits never rewrite its history."""
@@ -191,6 +192,7 @@ def upgrade_create(
             upgrade_type=upgrade_type,
             emergency_kind=emergency_kind,
             title=title.strip(),
+            description=description.strip(),
             version_from=version_from.strip(),
             version_to=version_to.strip(),
             flag_key=flag_key.strip(),

@@ -309,7 +309,8 @@ def upgrade_clone(*, upgrade: Upgrade, by: Any) -> Upgrade:
     """Try an ended upgrade again: a new draft with the same details, linked both ways."""
     clone = upgrade_create(
         upgrade_type=upgrade.upgrade_type, emergency_kind=upgrade.emergency_kind,
-        title=upgrade.title, environment=upgrade.environment, owner=by, by=by,
+        title=upgrade.title, description=upgrade.description, environment=upgrade.environment,
+        owner=by, by=by,
         version_from=upgrade.version_from, version_to=upgrade.version_to,
         flag_key=upgrade.flag_key, risk=upgrade.risk,
     )  # fmt: skip
