@@ -650,7 +650,9 @@ def step_runs_here(step: ChecklistStep, environment, upgrade: Upgrade) -> str:
     if step.kind == StepKind.SLO:
         if config.get("source") == "command":
             return _hook_text(environment, Operation.SLO_CHECK, values)
-        thresholds = list(environment.slo_thresholds.all())
+        if not hasattr(environment, "_page_thresholds"):
+            environment._page_thresholds = list(environment.slo_thresholds.all())
+        thresholds = environment._page_thresholds
         if not thresholds:
             return (
                 f"GET {base}{environment.status_path}; {environment.name} has no SLO thresholds "

@@ -686,3 +686,21 @@ def test_old_action_url__roll_back__same_door_reason_required(
     assert with_reason.status_code == 302
     assert with_reason["Location"].endswith("#lifecycle")
     assert CheckRun.objects.filter(upgrade=upgrade, action="rollback_version").exists()
+
+
+PAGE_QUERIES = 24  # whatever the checklist's size, runs and history
+
+
+def test_page__more_steps_closed_and_runs__the_same_number_of_queries(
+    manager_client, make_upgrade, django_assert_max_num_queries
+):
+    upgrade = make_upgrade("major", version_to="2.0.0")
+    url = reverse("upgrades:detail", args=[upgrade.pk])
+    with django_assert_max_num_queries(PAGE_QUERIES):
+        assert manager_client.get(url).status_code == 200
+    for step in upgrade.steps.filter(phase__stage=PhaseStage.PRE)[:10]:
+        manager_client.post(step_url(upgrade, step, "complete"))
+        failed_check(step)
+
+    with django_assert_max_num_queries(PAGE_QUERIES):
+        assert manager_client.get(url).status_code == 200
