@@ -18,8 +18,10 @@ from django.core.exceptions import ImproperlyConfigured
 from mycelia_ops.env import env_bool, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# Everything the product writes goes under DATA_DIR (database, broker, media, mail, logins). The
+# folders are made at start (mycelia_ops.apps), not here: importing settings writes nothing but
+# the embedded setup's own secret key, when there is none yet.
 DATA_DIR = Path(env_str("MYCELIA_DATA_DIR", str(BASE_DIR / "data")))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -33,6 +35,7 @@ def _secret_key() -> str:
     # The embedded setup makes its own key once and keeps it in the data folder.
     key_file = DATA_DIR / "secret_key"
     if not key_file.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
         key_file.write_text(secrets.token_urlsafe(50))
         key_file.chmod(0o600)
     return key_file.read_text().strip()
@@ -196,8 +199,6 @@ CONTENT_SECURITY_POLICY = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

@@ -265,3 +265,51 @@ def test_serve__sigterm_while_a_worker_is_still_starting__stops_within_ten_secon
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
+
+
+def test_settings__imported__create_no_folder_until_the_product_starts(tmp_path):
+    # Given a data folder elsewhere that does not exist yet, and a secret key from the environment
+    data_dir = tmp_path / "elsewhere" / "data"
+    env = {
+        **os.environ,
+        "MYCELIA_DATA_DIR": str(data_dir),
+        "SECRET_KEY": "k" * 50,
+        "DATABASE_URL": f"sqlite:///{data_dir / 'db.sqlite3'}",
+        "CELERY_BROKER_URL": "filesystem://",
+        "DJANGO_SETTINGS_MODULE": "mycelia_ops.settings",
+    }
+    # When the settings (and the demo target's defaults) are imported
+    imported = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mycelia_ops.settings as s, upgrades.demo_target.state as d; "
+            "print(s.MEDIA_ROOT, s.EMAIL_FILE_PATH, d.DEFAULT_STATE_DIR, sep='\\n')",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Then nothing was made, and every path the product writes is under the data folder
+    assert imported.returncode == 0, imported.stderr
+    assert not data_dir.exists()
+    assert imported.stdout.split() == [
+        str(data_dir / "media"),
+        str(data_dir / "mail"),
+        str(data_dir / "demo_target"),
+    ]
+
+    # When the product starts (Django set up), the folders are made
+    started = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    assert (data_dir / "broker" / "queue").is_dir()
+    assert (data_dir / "broker" / "processed").is_dir()

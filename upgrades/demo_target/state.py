@@ -22,7 +22,10 @@ from typing import Any
 
 STATE_DIR_ENV = "MYCELIA_DEMO_STATE_DIR"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
-DEFAULT_STATE_DIR = PROJECT_ROOT / "data" / "demo_target"
+# Beside the product's own data, wherever MYCELIA_DATA_DIR puts it.
+DEFAULT_STATE_DIR = (
+    Path(os.environ.get("MYCELIA_DATA_DIR") or PROJECT_ROOT / "data") / "demo_target"
+)
 STATE_FILE = "state.json"
 LOCK_FILE = "state.lock"
 
