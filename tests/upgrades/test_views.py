@@ -69,7 +69,7 @@ def test_detail__stakeholder__sees_no_write_control(stakeholder_client, upgrade)
     assert "Run diagnostics" in html
     post_targets = re.findall(r'<form method="post" action="([^"]*)"', html)
     assert post_targets == ["/accounts/logout/"]
-    assert "Start deployment" not in html
+    assert "Start deployment</button>" not in html
 
 
 def test_detail__manager__sees_checklist_grouped_by_phase_with_actions(manager_client, upgrade):
@@ -90,16 +90,18 @@ def test_step_complete__htmx__answers_the_refreshed_body_with_progress(manager_c
     )
     html = response.content.decode()
     assert response.status_code == 200
-    assert html.lstrip().startswith('<div id="upgrade-body"')
-    assert f"1 of {upgrade.steps.count()} steps" in html
-    assert "diagnose clean" in html
+    # Only what changed: the step, and out of band its phase header and the overall progress
+    assert html.lstrip().startswith(f'<li class="step done" id="step-{step.pk}"')
+    assert "hx-swap-oob" in html and "diagnose clean" in html
+    assert html.count('class="step ') == 1
 
 
 def test_step_complete__without_javascript__redirects_back_to_the_page(manager_client, upgrade):
     step = upgrade.steps.first()
     url = reverse("upgrades:step_action", args=[upgrade.pk, step.pk, "complete"])
     response = manager_client.post(url, {})
-    assert response.status_code == 302 and response["Location"] == upgrade.get_absolute_url()
+    assert response.status_code == 302
+    assert response["Location"] == f"{upgrade.get_absolute_url()}#step-{step.pk}"
     step.refresh_from_db()
     assert step.status == StepStatus.DONE
 
@@ -215,5 +217,5 @@ def test_detail__big_checklist__keeps_a_fixed_number_of_queries(
     upgrade = make_upgrade("major", version_to="2.0.0")
     for step in upgrade.steps.filter(phase__stage=PhaseStage.PRE)[:10]:
         manager_client.post(reverse("upgrades:step_action", args=[upgrade.pk, step.pk, "complete"]))
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(24):
         assert manager_client.get(reverse("upgrades:detail", args=[upgrade.pk])).status_code == 200
