@@ -21,8 +21,9 @@ class StatusUpdatesFeed(Feed):
     def item_title(self, item: StatusUpdate) -> str:
         return f"{item.maintenance.title} — {item.status.replace('_', ' ')}"
 
-    def item_description(self, item: StatusUpdate) -> str:
-        return item.body
+    # Atom's <summary type="html"> holds HTML: the update's text escaped, paragraphs and line
+    # breaks as <p> and <br> (the feed writer escapes that HTML once more for the XML).
+    description_template = "comms/feed_item.html"
 
     def item_link(self, item: StatusUpdate) -> str:
         return f"/status/#upgrade-{item.maintenance.upgrade_id}"

@@ -66,6 +66,11 @@ urlpatterns = [
     path("comms/messages/<int:message_id>/edit", messages.message_edit, name="message_edit"),
     path("comms/messages/<int:message_id>/send", messages.message_send, name="message_send"),
     path(
+        "comms/messages/<int:message_id>/discard",
+        messages.message_discard,
+        name="message_discard",
+    ),
+    path(
         "comms/messages/<int:message_id>/render",
         messages.message_rerender,
         name="message_rerender",

@@ -38,17 +38,23 @@ def _status_changed(event: UpgradeEvent) -> None:
     upgrade = event.upgrade
     announce.status_sync(upgrade)
     if event.to_value == UpgradeStatus.SCHEDULED:
-        announce.message_draft(upgrade, "pre_upgrade", by=event.actor)
+        announce.message_draft(upgrade, "pre_upgrade", by=event.actor, moment="scheduled")
     elif event.to_value in ENDED:
         announce.message_draft(
-            upgrade, "post_upgrade", by=event.actor, status=OUTCOME_WORDS[event.to_value],
-            issues=event.message or "",
+            upgrade, "post_upgrade", by=event.actor, moment="ended",
+            status=OUTCOME_WORDS[event.to_value], issues=event.message or "",
             next_steps="Post-upgrade reviews at 24 hours, 7 days and 4 weeks.",
         )  # fmt: skip
         reviews_schedule(upgrade=upgrade, by=event.actor)
         if event.to_value in (UpgradeStatus.ROLLED_BACK, UpgradeStatus.FAILED):
             announce.incident_draft(upgrade)  # a draft for a release manager; never published here
     elif event.to_value == UpgradeStatus.IN_PROGRESS:
+        if event.from_value in (UpgradeStatus.DRAFT, UpgradeStatus.SCHEDULED):
+            # The playbook's progress update as the work starts.
+            announce.message_draft(
+                upgrade, "progress", by=event.actor, moment="started", status="In Progress",
+                progress="The upgrade has started.",
+            )  # fmt: skip
         transaction.on_commit(lambda: _send_quietly(monitoring_baseline_task, upgrade.pk))
 
 
@@ -60,8 +66,8 @@ def _step_closed(event: UpgradeEvent) -> None:
 def _rollback_started(event: UpgradeEvent) -> None:
     if event.to_value == RollbackState.RUNNING:
         announce.message_draft(
-            event.upgrade, "progress", by=event.actor, status="Rollback started",
-            issues=event.message,
+            event.upgrade, "progress", by=event.actor, moment="rollback", status="Rolling back",
+            progress="Returning to the previous version.", issues=event.message,
         )  # fmt: skip
 
 

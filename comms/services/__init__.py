@@ -31,23 +31,28 @@ status_incident_draft(*, upgrade_id: int, lifecycle: str) -> StatusIncident | No
     resolve (status_incident_post) or dismiss it with a reason (status_incident_dismiss).
 
 message_draft_create(*, upgrade_id: int, template_key: str, context: dict[str, str],
-        by: User | None, environment_key: str) -> Message
+        by: User | None, environment_key: str, moment: str = "") -> Message
     A draft from the MessageTemplate record: template_key is "pre_upgrade" | "progress" |
     "post_upgrade". Templates use Django template syntax ({{ version_or_feature }}) rendered as
     plain text; context keys (strings, any may be empty or missing, and empty ones render as
     "—"): version_or_feature, date_time, type, duration, impact, rollback_plan, contact, status,
     progress, eta, issues, next_steps, upgrade_title, upgrade_url. Audiences default to the
     template's. Sent at once (by=None) when CommsEnvironmentSettings(environment_key).auto_send.
+    moment: the playbook moment (scheduled, started, phase, rollback, ended); a newer draft
+    about the same upgrade discards the older ones still waiting, naming itself as the reason.
     Raises InvalidInput (unknown key) or NotFound (templates not seeded). A template that does
     not render (a syntax error, an {% include %}, ...) never raises: the draft is kept with
     `render_error` saying why, is not sent by itself, and message_send refuses it until it is
     rendered again (message_rerender, after the template is fixed) or edited by hand.
 
 message_update(*, message, subject: str, body: str, audience_keys: list[str], by) -> Message
+message_discard(*, message, reason: str, by) -> Message     (a draft not to send; kept, struck)
 message_rerender(*, message, by) -> Message     (a draft with render_error, from its template)
 message_send(*, message: Message, by: User | None) -> Message
     One Delivery per (channel, recipient) of the message's audiences, each sent by
-    delivery_send_task (enqueued on commit). External messages are also posted to the
+    delivery_send_task (enqueued on commit). "Sent" only once a delivery went out; with no
+    recipient at all the message is "not sent" with `not_sent_reason` (no channel for this
+    audience, or its channels have no recipients). External messages are also posted to the
     upgrade's status page stream. Raises Conflict if the message is not a draft.
 delivery_attempt(*, delivery_id: int) -> DeliveryOutcome      (the task's body)
 delivery_retry(*, delivery: Delivery, by) -> Delivery          (failed -> queued)
@@ -63,7 +68,7 @@ subscriber_subscribe / subscriber_confirm / subscriber_unsubscribe    (status pa
 subscriber_by_token(*, token) -> Subscriber     (NotFound for an unknown or malformed token)
 channel_save(*, channel: Channel | None, data: dict, by) -> Channel
     Create (channel=None) or update a channel; data keys: audience (key), name, kind
-    (email | webhook), recipients, to_subscribers, url, secret_header_name,
+    (email | webhook | slack | teams), recipients, to_subscribers, url, secret_header_name,
     secret_header_value, environment_keys (list of str), and enabled on create. A key left out
     keeps the current value. Raises InvalidInput naming the problem. Recorded as
     channel_created / channel_updated (changed field names; never the secret's value).
@@ -71,6 +76,8 @@ channel_set_enabled(*, channel: Channel, enabled: bool, by) -> bool
     False, and nothing recorded, when the channel already was in that state.
 comms_seed() -> dict    audiences, the six templates and the subscribers' channel; idempotent
     (also `python manage.py comms_seed`).
+comms_demo_seed() -> list[str]   comms_seed and a demo channel per audience (`seed --demo`);
+    creates only the channels that do not exist (by name), never changes one.
 
 Errors are comms.exceptions.CommsError subclasses (InvalidInput 400, NotFound 404,
 Conflict 409) with a sentence for the person who caused them.
@@ -98,7 +105,10 @@ from comms.services.incidents import (
 )
 from comms.services.messages import (
     CONTEXT_KEYS,
+    audiences_without_channel,
+    comms_demo_seed,
     comms_seed,
+    message_discard,
     message_draft_create,
     message_preview,
     message_render,
@@ -136,13 +146,16 @@ __all__ = [
     "DeliveryOutcome",
     "InvalidInput",
     "NotFound",
+    "audiences_without_channel",
     "channel_save",
     "channel_set_enabled",
+    "comms_demo_seed",
     "comms_seed",
     "component_status_for",
     "deliveries_sweep",
     "delivery_attempt",
     "delivery_retry",
+    "message_discard",
     "message_draft_create",
     "message_preview",
     "message_render",

@@ -33,6 +33,19 @@ _TEXT_FIELDS = {
 }  # fmt: skip
 
 
+# What each kind of webhook is called in a sentence, and what its URL looks like.
+_WEBHOOK_WORDS = {
+    ChannelKind.WEBHOOK: "webhook",
+    ChannelKind.SLACK: "Slack incoming webhook",
+    ChannelKind.TEAMS: "Microsoft Teams incoming webhook",
+}
+_URL_HINTS = {
+    ChannelKind.WEBHOOK: "http:// or https://",
+    ChannelKind.SLACK: "https://hooks.slack.com/services/…, from the Slack app's Incoming Webhooks",
+    ChannelKind.TEAMS: "https://….webhook.office.com/… or a Workflows URL, from the Teams channel",
+}
+
+
 def _state(enabled: bool) -> str:
     return "enabled" if enabled else "disabled"
 
@@ -82,7 +95,10 @@ def _values_clean(values: dict[str, Any]) -> dict[str, Any]:
 
     kind = values["kind"]
     if kind not in ChannelKind.values:
-        raise InvalidInput("Choose the channel's kind: email or webhook.")
+        raise InvalidInput(
+            "Choose the channel's kind: email, webhook, Slack or Microsoft Teams "
+            f"({', '.join(ChannelKind.values)})."
+        )
     clean["kind"] = kind
 
     header_name = str(values["secret_header_name"] or "").strip()
@@ -112,17 +128,24 @@ def _values_clean(values: dict[str, Any]) -> dict[str, Any]:
                      url="", secret_header_name="", secret_header_value="")  # fmt: skip
         return clean
 
+    what = _WEBHOOK_WORDS[kind]
     url = str(values["url"] or "").strip()
     if not url:
-        raise InvalidInput("A webhook channel needs the URL to POST to (http:// or https://).")
+        raise InvalidInput(f"A {what} channel needs the URL to POST to ({_URL_HINTS[kind]}).")
     try:
         _URL(url)
     except ValidationError:
         raise InvalidInput(
-            f"“{url}” is not a valid http:// or https:// URL for the webhook."
+            f"“{url}” is not a valid http:// or https:// URL for the {what}: "
+            f"paste the whole URL ({_URL_HINTS[kind]})."
         ) from None
     if len(url) > 500:
-        raise InvalidInput("Keep the webhook URL to 500 characters.")
+        raise InvalidInput(f"Keep the {what} URL to 500 characters.")
+    if kind != ChannelKind.WEBHOOK and values["to_subscribers"]:
+        raise InvalidInput(
+            f"A {what} posts to a chat: only an email channel can mail the status page "
+            "subscribers. Untick “Email the status page subscribers” or choose Email."
+        )
     if bool(header_name) != bool(header_value):
         missing = "value" if header_name else "name"
         raise InvalidInput(

@@ -15,9 +15,9 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from comms.exceptions import Conflict
-from comms.models import ChannelKind, Delivery, DeliveryStatus, Message, MessageStatus
+from comms.models import WEBHOOK_KINDS, Delivery, DeliveryStatus, Message, MessageStatus
 from comms.services._events import event_record
-from comms.services._outgoing import email_build, webhook_payload
+from comms.services._outgoing import email_build, webhook_body
 
 logger = logging.getLogger(__name__)
 
@@ -51,14 +51,15 @@ def _backoff(attempts: int) -> int:
 def _deliver(delivery: Delivery) -> None:
     """Outside I/O; raises with a readable reason on failure. Never inside a transaction."""
     channel, message = delivery.channel, delivery.message
-    if channel.kind == ChannelKind.WEBHOOK:
-        headers = {"User-Agent": "mycelia-ops"}
+    if channel.kind in WEBHOOK_KINDS:
+        headers = {"User-Agent": "mycelia-ops", "Content-Type": "application/json; charset=utf-8"}
         if channel.secret_header_name:
             headers[channel.secret_header_name] = channel.secret_header_value
         timeout = float(getattr(settings, "COMMS_WEBHOOK_TIMEOUT", 10))
+        # The very bytes the message page previews (webhook_body serialises both).
         response = httpx.post(
-            delivery.recipient, json=webhook_payload(message=message), headers=headers,
-            timeout=timeout,
+            delivery.recipient, content=webhook_body(message=message, kind=channel.kind),
+            headers=headers, timeout=timeout,
         )  # fmt: skip
         if response.status_code >= 300:
             raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
@@ -135,16 +136,20 @@ def delivery_attempt(*, delivery_id: int) -> DeliveryOutcome:
 
 
 def message_status_refresh(*, message_id: int) -> Message:
-    """Sending until every delivery is done; then sent, partially failed or failed."""
+    """Sending until every delivery is done; then sent (every delivery went out), partially
+    failed or failed. A message with no delivery is never "sent": it stays as it was (a draft,
+    discarded, or not sent with its reason)."""
     with transaction.atomic():
         message = Message.objects.select_for_update().get(pk=message_id)
-        if message.status == MessageStatus.DRAFT:
+        if message.status in (MessageStatus.DRAFT, MessageStatus.DISCARDED):
             return message
         counts = message.deliveries.aggregate(
             total=Count("id"),
             open=Count("id", filter=Q(status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING])),
             failed=Count("id", filter=Q(status=DeliveryStatus.FAILED)),
         )
+        if not counts["total"]:
+            return message
         if counts["open"]:
             status = MessageStatus.SENDING
         elif not counts["failed"]:

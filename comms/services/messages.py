@@ -23,6 +23,7 @@ from comms.models import (
     Delivery,
     DeliveryStatus,
     Message,
+    MessageMoment,
     MessageStatus,
     MessageTemplate,
     StatusMaintenance,
@@ -32,7 +33,7 @@ from comms.models import (
 )
 from comms.services._events import event_record
 from comms.services._input import text_clean, texts_clean
-from comms.services._outgoing import email_build, webhook_payload
+from comms.services._outgoing import email_build, webhook_body, webhook_payload
 from comms.services.deliveries import _enqueue
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,33 @@ def comms_seed() -> dict[str, int]:
     return created
 
 
+# A channel per audience for the demo (`seed --demo`), so a fresh install's message preview
+# shows what each audience would get. The external audience has the subscribers' channel.
+DEMO_CHANNELS = (
+    (AudienceKey.INTERNAL, "Demo: release team inbox", "release-team@example.com"),
+    (AudienceKey.USERS, "Demo: users announcement list", "mycelia-users@example.com"),
+)
+
+
+def comms_demo_seed() -> list[str]:
+    """comms_seed, then the demo's channels that do not exist yet (by name). A channel that
+    exists is never changed, whatever a manager made of it. Returns the names created."""
+    from comms.services.channels import channel_save
+
+    comms_seed()
+    created = []
+    for audience_key, name, address in DEMO_CHANNELS:
+        if Channel.objects.filter(name=name).exists():
+            continue
+        channel_save(
+            channel=None,
+            data={"audience": audience_key, "name": name, "kind": "email", "recipients": address},
+            by=None,
+        )
+        created.append(name)
+    return created
+
+
 # --- rendering -------------------------------------------------------------------------------
 
 
@@ -243,14 +271,24 @@ def message_draft_create(
     context: dict[str, str],
     by: Any | None,
     environment_key: str,
+    moment: str = "",
 ) -> Message:
     """A draft from the template record, placeholders filled from `context` (empty ones read
     "—"). Sent at once when the environment's CommsEnvironmentSettings.auto_send is on. A
     template that does not render still gives a draft, with `render_error` saying why; it is
-    never sent by itself."""
+    never sent by itself.
+
+    `moment` is the playbook moment it is drafted at (MessageMoment: scheduled, started, phase,
+    rollback, ended). A newer draft about the same upgrade replaces the ones still waiting:
+    they are discarded with a reason that names it (an unsent "scheduled" notice is no use
+    once the work started), so drafts never pile up unread."""
     if template_key not in DRAFT_TEMPLATE_KEYS:
         raise InvalidInput(
             f"Unknown message template '{template_key}': use pre_upgrade, progress or post_upgrade."
+        )
+    if moment and moment not in MessageMoment.values:
+        raise InvalidInput(
+            f"Unknown moment '{moment}': use {', '.join(MessageMoment.values)} or leave it empty."
         )
     template = MessageTemplate.objects.filter(key=template_key).first()
     if template is None:
@@ -268,16 +306,67 @@ def message_draft_create(
             render_error=error,
             render_context=_plain(context),
             created_by=by if getattr(by, "is_authenticated", False) else None,
+            moment=moment,
         )
         message.audiences.set(template.audiences.all())
         event_record(kind="message_drafted", subject=message, by=by, to_state=message.status,
-                     detail={"render_error": error} if error else None)  # fmt: skip
+                     detail={"render_error": error, "moment": moment} if error
+                     else {"moment": moment})  # fmt: skip
+        _older_drafts_replace(message)
     auto = CommsEnvironmentSettings.objects.filter(
         environment_key=environment_key, auto_send=True
     ).exists()
     if auto and not error:
         message = message_send(message=message, by=None)
     return message
+
+
+def _older_drafts_replace(message: Message) -> None:
+    """Inside the new draft's transaction: the upgrade's drafts still waiting are discarded,
+    each with a reason naming the draft that replaces it."""
+    older = Message.objects.select_for_update().filter(
+        upgrade_id=message.upgrade_id,
+        status=MessageStatus.DRAFT,
+        template_key__in=DRAFT_TEMPLATE_KEYS,
+        pk__lt=message.pk,
+    )
+    reason = f"Replaced by a newer draft (#{message.pk}): “{message.subject}”."[:1000]
+    for draft in older:
+        _discard(draft, reason=reason, by=None)
+
+
+def _discard(locked: Message, *, reason: str, by: Any | None) -> None:
+    before = locked.status
+    locked.status = MessageStatus.DISCARDED
+    locked.discard_reason, locked.discarded_at = reason, timezone.now()
+    locked.discarded_by = by if getattr(by, "is_authenticated", False) else None
+    locked.save(update_fields=["status", "discard_reason", "discarded_at", "discarded_by"])
+    event_record(kind="message_discarded", subject=locked, by=by, from_state=before,
+                 to_state=locked.status, detail={"reason": reason})  # fmt: skip
+
+
+def message_discard(*, message: Message, reason: str, by: Any) -> Message:
+    """Decide not to send a draft. The reason is required and kept with it; the message stays
+    in the history (shown struck through) and can no longer be sent or edited."""
+    reason = " ".join(text_clean(reason, field="reason", max_length=10_000).split())
+    if not reason:
+        raise InvalidInput("Say why this draft is discarded (kept with it in the history).")
+    if len(reason) > 1000:
+        raise InvalidInput("Keep the reason to 1000 characters.")
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.status == MessageStatus.DISCARDED:
+            raise Conflict("This draft was discarded already.")
+        if locked.status != MessageStatus.DRAFT:
+            raise Conflict("This message has been sent: only a draft can be discarded.")
+        _discard(locked, reason=reason, by=by)
+    return locked
+
+
+def _not_a_draft(message: Message, doing: str) -> Conflict:
+    if message.status == MessageStatus.DISCARDED:
+        return Conflict(f"This draft was discarded: it can no longer be {doing}.")
+    return Conflict(f"This message has been sent: it can no longer be {doing}.")
 
 
 def message_rerender(*, message: Message, by: Any) -> Message:
@@ -292,7 +381,7 @@ def message_rerender(*, message: Message, by: Any) -> Message:
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=message.pk)
         if locked.status != MessageStatus.DRAFT:
-            raise Conflict("This message has been sent: it can no longer be rendered again.")
+            raise _not_a_draft(locked, "rendered again")
         if not locked.render_error:
             raise Conflict("This draft rendered already: edit it, or keep it as it is.")
         if error:
@@ -327,7 +416,7 @@ def message_update(
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=message.pk)
         if locked.status != MessageStatus.DRAFT:
-            raise Conflict("This message has been sent: it can no longer be edited.")
+            raise _not_a_draft(locked, "edited")
         before = {"subject": locked.subject, "audiences": _audience_keys(locked)}
         if locked.render_error:
             before["render_error"] = locked.render_error
@@ -361,47 +450,87 @@ class Target:
     subscriber: Subscriber | None = None
 
 
-def message_targets(*, message: Message) -> list[Target]:
-    """Every (channel, recipient) the message goes to: the enabled channels of its audiences
-    that cover its environment; a subscribers' channel expands to the confirmed subscribers who
-    want that environment."""
+def _channels(message: Message, *, subscribers_only: bool = False) -> list[Channel]:
+    """The enabled channels of the message's audiences that cover its environment (a notice
+    goes to the subscribers' channels only)."""
+    subscribers_only = subscribers_only or message.template_key in NOTICE_TEMPLATE_KEYS
     channels = Channel.objects.filter(
         enabled=True, audience__in=message.audiences.all()
     ).select_related("audience")
+    return [
+        c
+        for c in channels
+        if c.covers(message.environment_key) and (c.to_subscribers or not subscribers_only)
+    ]
+
+
+def _subscribers_for(environment_key: str) -> list[Subscriber]:
+    return [
+        s
+        for s in Subscriber.objects.filter(confirmed_at__isnull=False, unsubscribed_at__isnull=True)
+        if s.wants(environment_key)
+    ]
+
+
+def _targets_of(message: Message, channels: list[Channel]) -> list[Target]:
     targets: list[Target] = []
     subscribers: list[Subscriber] | None = None
     for channel in channels:
-        if not channel.covers(message.environment_key):
-            continue
         if channel.to_subscribers:
             if subscribers is None:
-                subscribers = [
-                    s
-                    for s in Subscriber.objects.filter(
-                        confirmed_at__isnull=False, unsubscribed_at__isnull=True
-                    )
-                    if s.wants(message.environment_key)
-                ]
+                subscribers = _subscribers_for(message.environment_key)
             targets += [Target(channel, s.email, s) for s in subscribers]
         else:
             targets += [Target(channel, r) for r in channel.recipient_list()]
     return targets
 
 
+def message_targets(*, message: Message) -> list[Target]:
+    """Every (channel, recipient) the message goes to: the enabled channels of its audiences
+    that cover its environment; a subscribers' channel expands to the confirmed subscribers who
+    want that environment."""
+    return _targets_of(message, _channels(message))
+
+
+def audiences_without_channel(*, message: Message) -> list[Audience]:
+    """The message's audiences that no enabled channel covering its environment reaches."""
+    reached = {c.audience_id for c in _channels(message)}
+    return [a for a in message.audiences.all() if a.pk not in reached]
+
+
+def _not_sent_reason(message: Message, channels: list[Channel]) -> str:
+    """Why a message with no recipient went to no one, in words for the messages pages."""
+    if not channels:
+        if message.template_key in NOTICE_TEMPLATE_KEYS:
+            return "No channel for this audience: no enabled channel mails the status page subscribers."
+        names = ", ".join(a.name for a in message.audiences.all())
+        return f"No channel for this audience ({names}) covers {message.environment_key or 'this environment'}."
+    empty = []
+    for channel in channels:
+        if channel.to_subscribers:
+            empty.append(f"“{channel.name}”: no confirmed subscriber follows this environment")
+        else:
+            empty.append(f"“{channel.name}”: no addresses")
+    return ("Its channels have no recipients: " + "; ".join(empty) + ".")[:500]
+
+
 def message_preview(*, message: Message) -> list[dict[str, Any]]:
-    """Per channel: its recipients and exactly what each receives (subscriber mails show the
-    placeholder TOKEN where each subscriber's own unsubscribe token goes)."""
-    by_channel: dict[int, dict[str, Any]] = {}
-    for target in message_targets(message=message):
-        entry = by_channel.setdefault(
-            target.channel.pk, {"channel": target.channel, "recipients": []}
-        )
-        entry["recipients"].append(target.recipient)
+    """Per channel that would carry it (an empty recipients list when it has none): its
+    recipients and exactly what each receives. Webhook channels show `body_json`, the very
+    bytes POSTed (and `payload`, the same document parsed); subscriber mails show the
+    placeholder TOKEN where each subscriber's own unsubscribe token goes."""
+    channels = _channels(message)
+    by_channel: dict[int, dict[str, Any]] = {
+        c.pk: {"channel": c, "recipients": []} for c in channels
+    }
+    for target in _targets_of(message, channels):
+        by_channel[target.channel.pk]["recipients"].append(target.recipient)
     previews = []
     for entry in by_channel.values():
         channel = entry["channel"]
-        if channel.kind == ChannelKind.WEBHOOK:
-            entry["payload"] = webhook_payload(message=message)
+        if channel.is_webhook:
+            entry["payload"] = webhook_payload(message=message, kind=channel.kind)
+            entry["body_json"] = webhook_body(message=message, kind=channel.kind).decode("utf-8")
         else:
             mail = email_build(
                 message=message, recipient="", subscriber=None,
@@ -419,7 +548,9 @@ def message_preview(*, message: Message) -> list[dict[str, Any]]:
 # --- sending ---------------------------------------------------------------------------------
 
 
-def _dispatch(message: Message, targets: list[Target], by: Any | None) -> None:
+def _dispatch(
+    message: Message, targets: list[Target], by: Any | None, channels: list[Channel]
+) -> None:
     """Inside the caller's transaction: the deliveries, the message's state, its status page
     post, and the enqueueing once committed."""
     Delivery.objects.bulk_create(
@@ -431,16 +562,23 @@ def _dispatch(message: Message, targets: list[Target], by: Any | None) -> None:
         ignore_conflicts=True,
     )  # fmt: skip
     before = message.status
-    message.status = MessageStatus.SENDING if targets else MessageStatus.SENT
+    # "Sent" is earned by a delivery that went out (message_status_refresh); with no target
+    # the message is "not sent", with the reason.
+    message.status = MessageStatus.SENDING if targets else MessageStatus.NOT_SENT
+    message.not_sent_reason = "" if targets else _not_sent_reason(message, channels)
     message.sent_at, message.sent_by = timezone.now(), by
-    message.save(update_fields=["status", "sent_at", "sent_by"])
+    message.save(update_fields=["status", "not_sent_reason", "sent_at", "sent_by"])
     event_record(
-        kind="message_sent",
+        kind="message_sent" if targets else "message_not_sent",
         subject=message,
         by=by,
         from_state=before,
         to_state=message.status,
-        detail={"deliveries": len(targets), "audiences": _audience_keys(message)},
+        detail={
+            "deliveries": len(targets),
+            "audiences": _audience_keys(message),
+            **({"reason": message.not_sent_reason} if not targets else {}),
+        },
     )
     if (
         message.template_key in DRAFT_TEMPLATE_KEYS
@@ -469,6 +607,8 @@ def message_send(*, message: Message, by: Any | None) -> Message:
     A message is sent once; a second call raises Conflict."""
     with transaction.atomic():
         locked = Message.objects.select_for_update().get(pk=message.pk)
+        if locked.status == MessageStatus.DISCARDED:
+            raise Conflict(f"This draft was discarded ({locked.discard_reason}): it is not sent.")
         if locked.status != MessageStatus.DRAFT:
             raise Conflict("This message has already been sent.")
         if locked.render_error:
@@ -478,10 +618,8 @@ def message_send(*, message: Message, by: Any | None) -> Message:
             )
         if not locked.audiences.exists():
             raise InvalidInput("Choose at least one audience before sending.")
-        targets = message_targets(message=locked)
-        if locked.template_key in NOTICE_TEMPLATE_KEYS:
-            targets = [t for t in targets if t.channel.to_subscribers]
-        _dispatch(locked, targets, by)
+        channels = _channels(locked)
+        _dispatch(locked, _targets_of(locked, channels), by, channels)
     return locked
 
 
@@ -504,15 +642,18 @@ def reminder_send(
     message.audiences.set(internal)
     event_record(kind="reminder_created", subject=message, to_state=message.status)
     targets = []
-    for channel in Channel.objects.filter(enabled=True, audience__in=internal):
-        if not channel.covers(environment_key) or channel.to_subscribers:
-            continue
+    channels = [
+        c
+        for c in Channel.objects.filter(enabled=True, audience__in=internal)
+        if c.covers(environment_key) and not c.to_subscribers
+    ]
+    for channel in channels:
         if channel.kind == ChannelKind.EMAIL:
             if recipient_email:
                 targets.append(Target(channel, recipient_email))
         else:
             targets += [Target(channel, r) for r in channel.recipient_list()]
-    _dispatch(message, targets, None)
+    _dispatch(message, targets, None, channels)
     return message
 
 
@@ -539,6 +680,6 @@ def notice_send(
                  detail={"render_error": error} if error else None)  # fmt: skip
     if error:
         return message
-    targets = [t for t in message_targets(message=message) if t.channel.to_subscribers]
-    _dispatch(message, targets, None)
+    channels = _channels(message, subscribers_only=True)
+    _dispatch(message, _targets_of(message, channels), None, channels)
     return message

@@ -45,7 +45,7 @@ def _channel_or_404(channel_id: int) -> Channel:
 
 def _row(channel: Channel) -> Channel:
     """What the row shows besides the model's own fields."""
-    if channel.kind == ChannelKind.WEBHOOK:
+    if channel.is_webhook:
         channel.sends_to = urlsplit(channel.url).hostname or channel.url
     else:
         count = len(channel.recipient_list())

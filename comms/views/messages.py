@@ -31,7 +31,7 @@ def _get_message_for_user(request: HttpRequest, message_id: int) -> Message:
     # Every viewer reads every message; the decorators turned others away.
     message = (
         Message.objects.filter(pk=message_id)
-        .select_related("created_by", "edited_by", "sent_by")
+        .select_related("created_by", "edited_by", "sent_by", "discarded_by")
         .first()
     )
     if message is None:
@@ -44,7 +44,7 @@ def _get_message_for_user(request: HttpRequest, message_id: int) -> Message:
 def message_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     rows = (
-        Message.objects.select_related("created_by")
+        Message.objects.select_related("created_by", "discarded_by")
         .order_by("-created_at", "-id")
         .annotate(
             delivery_count=Count("deliveries"),
@@ -80,6 +80,9 @@ def _detail_context(message: Message, **extra: Any) -> dict[str, Any]:
         "audiences": Audience.objects.all(),
         "chosen": set(message.audiences.values_list("key", flat=True)),
         "previews": services.message_preview(message=message) if message.is_draft else [],
+        "uncovered": services.audiences_without_channel(message=message)
+        if message.is_draft or message.is_not_sent
+        else [],
         "deliveries": deliveries,
         "counts": {s: sum(d.status == s for d in deliveries) for s in DeliveryStatus.values},
         **extra,
@@ -113,6 +116,22 @@ def message_edit(request: HttpRequest, message_id: int) -> HttpResponse:
                                          "body": request.POST.get("body", "")})  # fmt: skip
         return render(request, "comms/message.html", context, status=exc.status)
     flash.success(request, "Draft saved. Check the preview before sending.")
+    return redirect(message)
+
+
+@require_POST
+@release_manager_required
+def message_discard(request: HttpRequest, message_id: int) -> HttpResponse:
+    """Decide not to send a draft, with a reason kept beside it in the history."""
+    message = _get_message_for_user(request, message_id)
+    reason = request.POST.get("reason", "")
+    try:
+        services.message_discard(message=message, reason=reason, by=request.user)
+    except CommsError as exc:
+        message.refresh_from_db()
+        context = _detail_context(message, discard_error=str(exc), discard_reason=reason)
+        return render(request, "comms/message.html", context, status=exc.status)
+    flash.success(request, "Draft discarded: it stays in the history, struck through, unsent.")
     return redirect(message)
 
 

@@ -93,7 +93,7 @@ def test_channel_new__webhook_channel__created_with_its_secret_header(seeded, ma
         ({**EMAIL_FORM, "audience": "users", "recipients": ""}, "at least one recipient address"),
         ({**EMAIL_FORM, "recipients": "ops@example.com, not-an-address"}, "not-an-address"),
         ({**EMAIL_FORM, "audience": "nobody"}, "Choose the audience"),
-        ({**EMAIL_FORM, "kind": "pigeon"}, "email or webhook"),
+        ({**EMAIL_FORM, "kind": "pigeon"}, "email, webhook, Slack or Microsoft Teams"),
         ({**WEBHOOK_FORM, "url": ""}, "needs the URL"),
         ({**WEBHOOK_FORM, "url": "ftp://files.example.com/in"}, "ftp://files.example.com/in"),
         ({**WEBHOOK_FORM, "secret_header_value": ""}, "the value is missing"),

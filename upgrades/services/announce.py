@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 
 from comms import services as comms
-from upgrades.models import ChecklistStep, StepStatus, Upgrade, UpgradePhase
+from upgrades.models import ChecklistStep, StepStatus, Upgrade, UpgradePhase, UpgradeStatus
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _context(upgrade: Upgrade, **extra: str) -> dict[str, str]:
         "impact": f"{upgrade.get_risk_display()} risk; {upgrade.purpose}",
         "rollback_plan": upgrade.get_rollback_method_display(),
         "contact": CONTACT,
-        "status": upgrade.get_status_display(),
+        "status": status_words(upgrade),
         "progress": f"{percent}% of the checklist done; now at {phase_title}",
         "eta": upgrade.window_end.strftime("%Y-%m-%d %H:%M %Z") if upgrade.window_end else "",
         "issues": "",
@@ -102,7 +102,30 @@ def _context(upgrade: Upgrade, **extra: str) -> dict[str, str]:
     }
 
 
-def message_draft(upgrade: Upgrade, template_key: str, *, by: Any, **extra: str) -> None:
+# The playbook's words for where an upgrade stands ("Current Status: [In Progress/Completed/
+# Failed]"), never the panel's lifecycle names: a subject reads "Upgrade Progress: 1.5.0 -
+# In Progress", not "- Draft: 'Pre-Upgrade' finished".
+STATUS_WORDS = {
+    UpgradeStatus.DRAFT: "Preparing",
+    UpgradeStatus.SCHEDULED: "Preparing",
+    UpgradeStatus.IN_PROGRESS: "In Progress",
+    UpgradeStatus.MONITORING: "In Progress",
+    UpgradeStatus.COMPLETED: "Completed",
+    UpgradeStatus.ROLLED_BACK: "Rolled back",
+    UpgradeStatus.FAILED: "Failed",
+    UpgradeStatus.CANCELLED: "Cancelled",
+}
+
+
+def status_words(upgrade: Upgrade) -> str:
+    return STATUS_WORDS.get(upgrade.status, "In Progress")
+
+
+def message_draft(
+    upgrade: Upgrade, template_key: str, *, by: Any, moment: str = "", **extra: str
+) -> None:
+    """Draft one of the playbook's messages about `upgrade` at `moment` (scheduled, started,
+    phase, rollback, ended); comms replaces the upgrade's older drafts still waiting."""
     try:
         comms.message_draft_create(
             upgrade_id=upgrade.pk,
@@ -110,18 +133,24 @@ def message_draft(upgrade: Upgrade, template_key: str, *, by: Any, **extra: str)
             context=_context(upgrade, **extra),
             by=by,
             environment_key=upgrade.environment.slug,
+            moment=moment,
         )
     except comms.CommsError as exc:
         logger.warning("No %s message drafted for upgrade %s: %s", template_key, upgrade.pk, exc)
 
 
 def after_step_closed(step: ChecklistStep, *, by: Any) -> None:
-    """A phase that has just closed its last step gets a progress update drafted."""
+    """A phase that has just closed its last step moves the status page; it gets a progress
+    update drafted only where the team asked for one per phase (Environment.phase_messages):
+    the playbook's own moments are scheduled, started, rollback and ended."""
     upgrade = Upgrade.objects.select_related("environment").get(pk=step.upgrade_id)
     status_sync(upgrade)
+    if not upgrade.environment.phase_messages:
+        return
     still_open = ChecklistStep.objects.filter(phase_id=step.phase_id, status=StepStatus.OPEN)
     if not still_open.exists():
+        percent, now_at = _progress(upgrade)
         message_draft(
-            upgrade, "progress", by=by,
-            status=f"{upgrade.get_status_display()}: “{step.phase.title}” finished",
+            upgrade, "progress", by=by, moment="phase", status=status_words(upgrade),
+            progress=f"{step.phase.title} done ({percent}% of the checklist); next: {now_at}.",
         )  # fmt: skip

@@ -89,7 +89,10 @@ class Command(BaseCommand):
         credentials_file.write_text(json.dumps(credentials, indent=2))
         credentials_file.chmod(0o600)
         created = demo_flags_seed(by=None)
+        channels = comms_services.comms_demo_seed()
         self.stdout.write("Demo environments: staging, production → " + demo_url)
+        if channels:
+            self.stdout.write("Demo message channels: " + ", ".join(channels))
         if created:
             self.stdout.write("Demo flags: " + ", ".join(created))
         for line in logins:
