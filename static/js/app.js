@@ -97,3 +97,9 @@
     region.focus();
   });
 })();
+
+// The top bar is a menu on a phone: folded at load there (open without JavaScript).
+document.addEventListener("DOMContentLoaded", () => {
+  const menu = document.querySelector(".topbar .menu");
+  if (menu && window.matchMedia("(max-width: 700px)").matches) menu.open = false;
+});
