@@ -3,12 +3,14 @@ broker (Redis in CI), surviving a killed worker and a broker outage."""
 
 from __future__ import annotations
 
-import sys
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.integration.conftest import wait_for
+from tests.upgrades.test_at_most_once import Ledger, group_gone
 from upgrades import services
 from upgrades.models import CheckRun, EnvironmentOperation, RunStatus, StepStatus
 
@@ -40,38 +42,44 @@ def test_phase_checks__run_all__workers_carry_them_out_and_tick_the_steps(
     assert all(r.attempt == 1 and r.nudged_at for r in done)
 
 
-def test_worker_killed_mid_run__run_requeued_by_sweep_and_finished_once(
-    worker_factory, make_upgrade, demo_environment, manager, tmp_path, settings
+def test_worker_killed_mid_run__check_stopped_whole_requeued_by_sweep_and_finished_once(
+    worker_factory, make_upgrade, demo_environment, manager, tmp_path
 ):
-    # Given a diagnostics command that takes a while and leaves a mark when it finishes
-    marks = tmp_path / "marks.txt"
-    EnvironmentOperation.objects.filter(
-        environment=demo_environment, operation="diagnose"
-    ).update(
-        argv=[sys.executable, "-c",
-              "import sys, time; time.sleep(3); open(sys.argv[1], 'a').write('done\\n')",
-              str(marks)],
-        timeout_seconds=30,
-    )  # fmt: skip
-    settings.MYCELIA_RUN_STALE_SECONDS = 2
-    first = worker_factory(MYCELIA_RUN_STALE_SECONDS="2").start()
+    # Given a diagnostics command whose grandchild marks its start, then waits at a gate and
+    # marks "done" once through it (the old test slept 3 s instead: a kill that came after the
+    # command had finished, but before its worker recorded it, ran it twice: "done\ndone")
+    ledger = Ledger(tmp_path / "ledger")
+    EnvironmentOperation.objects.filter(environment=demo_environment, operation="diagnose").update(
+        argv=ledger.argv("late"), timeout_seconds=60
+    )
+    first = worker_factory().start()
     upgrade = make_upgrade("minor", environment=demo_environment)
     step = upgrade.steps.get(title="Run diagnostics", phase__order=1)
 
     run = services.check_run_request(upgrade=upgrade, step=step, by=manager)
-    wait_for(lambda: CheckRun.objects.get(pk=run.pk).status == RunStatus.RUNNING, timeout=30)
+    key = f"run-{run.pk}-attempt-1"
+    wait_for(lambda: ledger.count("start", key), timeout=30, every=0.02)
+    run = wait_for(lambda: CheckRun.objects.filter(pk=run.pk, pgid__isnull=False).first())
 
     # When the worker dies mid-run (SIGKILL to it and its pool)
     first.kill()
-    # and, once its heartbeat is stale, the sweep puts the run back in the queue
-    wait_for(lambda: services.check_runs_sweep()["requeued"] == 1, timeout=15, every=0.5)
-    worker_factory(MYCELIA_RUN_STALE_SECONDS="2").start()
+
+    # Then the command's whole tree goes with it: attempt 1 can never mark "done"
+    wait_for(lambda: group_gone(run.pgid), timeout=15, every=0.05)
+    # and the sweep (its clock moved past the heartbeat's staleness) queues the check again
+    later = timezone.now() + timedelta(minutes=10)
+    assert services.check_runs_sweep(now=later)["requeued"] == 1
+    ledger.open_gate()
+    worker_factory().start()
 
     # Then a new worker finishes it, once
     (finished,) = wait_for(_finished([run.pk]), timeout=60)
     assert finished.status == RunStatus.PASSED, finished.reason
     assert finished.attempt == 2
-    assert marks.read_text() == "done\n"
+    assert [line for line in ledger.lines() if line[0] == "effect"] == [
+        ("effect", f"run-{run.pk}-attempt-2")
+    ]
+    assert ledger.count("effect", key) == 0
     assert upgrade.events.filter(kind="run_finished").count() == 1
 
 

@@ -127,8 +127,16 @@ class CheckRun(models.Model):
     @property
     def key(self) -> str:
         """The idempotency key of this attempt: sent to webhook hooks, given to commands as
-        MYCELIA_RUN_KEY, and the mark by which the run's processes are found."""
+        MYCELIA_RUN_KEY."""
         return f"run-{self.pk}-attempt-{self.attempt}"
+
+    @property
+    def process_mark(self) -> str:
+        """The mark every process of this attempt carries (MYCELIA_RUN_MARK), by which what is
+        left of it is found: the key and the moment it was claimed, so that another installation
+        on the same machine, whose run ids start at 1 too, never matches."""
+        started = f"{self.started_at:%Y%m%dT%H%M%S.%f}" if self.started_at else "unstarted"
+        return f"{self.key}@{started}"
 
 
 class ArtifactKind(models.TextChoices):

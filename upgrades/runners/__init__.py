@@ -11,6 +11,7 @@ from upgrades.runners._common import BODY_CAP_BYTES, KILL_GRACE_S, OUTCOMES, Out
 from upgrades.runners.archive import ArchiveResult, config_archive
 from upgrades.runners.commands import (
     RUN_KEY_VARIABLE,
+    RUN_MARK_VARIABLE,
     CommandResult,
     command_run,
     run_processes_kill,
@@ -34,6 +35,7 @@ __all__ = [
     "METRICS",
     "OUTCOMES",
     "RUN_KEY_VARIABLE",
+    "RUN_MARK_VARIABLE",
     "ArchiveResult",
     "CommandResult",
     "ConditionError",

@@ -69,6 +69,7 @@ def _group_alive(pgid: int) -> bool:
 
 SUPERVISOR = Path(__file__).with_name("_supervise.py")
 RUN_KEY_VARIABLE = "MYCELIA_RUN_KEY"
+RUN_MARK_VARIABLE = "MYCELIA_RUN_MARK"
 
 
 def _kept(argv: list[str], grace_s: float) -> list[str]:
@@ -106,10 +107,10 @@ def _environ_has(pid: str, entry: bytes) -> bool:
         return False
 
 
-def run_processes_kill(*, pgid: int | None, key: str) -> int:
+def run_processes_kill(*, pgid: int | None, mark: str) -> int:
     """SIGKILL whatever is left of a run whose worker died: the processes that carry the run's
-    key (MYCELIA_RUN_KEY, inherited by every descendant, even one that left the group) and the
-    rest of their process group. Returns how many processes were signalled.
+    mark (MYCELIA_RUN_MARK, inherited by every descendant, even one that left the group) and
+    the rest of their process group. Returns how many processes were signalled.
 
     Linux reads /proc, so a process group number reused by an unrelated program since is left
     alone; elsewhere the recorded group is killed as it is."""
@@ -121,7 +122,9 @@ def run_processes_kill(*, pgid: int | None, key: str) -> int:
         except (ProcessLookupError, PermissionError):
             return 0
         return 1
-    entry = b"\0" + f"{RUN_KEY_VARIABLE}={key}".encode() + b"\0"
+    if not mark:
+        return 0
+    entry = b"\0" + f"{RUN_MARK_VARIABLE}={mark}".encode() + b"\0"
     killed = 0
     # Again until nothing is left: a process may fork between one look and the kill.
     for _ in range(100):
@@ -269,6 +272,7 @@ def command_run(
     on_start: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     run_key: str = "",
+    run_mark: str = "",
 ) -> CommandResult:
     """Run ``argv`` (a list, never through a shell) and report how it went.
 
@@ -281,8 +285,8 @@ def command_run(
     Nothing it starts outlives it: the whole tree is stopped at the time limit, when
     ``should_stop()`` turns true (outcome "cancelled"), when an exception (a Celery soft time
     limit) interrupts the reading, and, by the keeper, when the worker dies. ``run_key`` is
-    given to the command as MYCELIA_RUN_KEY (an idempotency key it may use, and the mark by
-    which ``run_processes_kill`` finds what is left of a run).
+    given to the command as MYCELIA_RUN_KEY (an idempotency key it may use), ``run_mark`` as
+    MYCELIA_RUN_MARK (by which ``run_processes_kill`` finds what is left of a run).
     """
     started = time.monotonic()
 
@@ -306,6 +310,8 @@ def command_run(
     full_env = {**os.environ, **(env or {})}
     if run_key:
         full_env[RUN_KEY_VARIABLE] = run_key
+    if run_mark:
+        full_env[RUN_MARK_VARIABLE] = run_mark
     try:
         proc = subprocess.Popen(
             _kept(list(argv), kill_grace_s),

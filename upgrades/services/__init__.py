@@ -55,6 +55,8 @@ from upgrades.services.runs import (
     check_run_execute,
     check_run_log,
     check_run_request,
+    check_run_resolve,
+    check_run_target_read,
     check_runs_sweep,
     phase_checks_request,
 )
@@ -69,6 +71,8 @@ __all__ = [
     "check_run_execute",
     "check_run_log",
     "check_run_request",
+    "check_run_resolve",
+    "check_run_target_read",
     "check_runs_sweep",
     "environment_flags_sync",
     "follow_up_add",

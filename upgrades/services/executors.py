@@ -47,6 +47,7 @@ class RunControl:
     """
 
     key: str = ""
+    mark: str = ""  # carried by every process of the attempt, to find what is left of it
     on_start: Callable[[int], None] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -132,6 +133,7 @@ def _run_hook(
         on_start=control.on_start,
         should_stop=control.stop.is_set,
         run_key=control.key,
+        run_mark=control.mark,
     )
     outcome = Outcome.of(result, exit_code=result.exit_code, duration_ms=result.duration_ms)
     outcome.output = result.output
@@ -455,7 +457,7 @@ def execute(
     run: CheckRun, *, on_output: OutputCallback, control: RunControl | None = None
 ) -> Outcome:
     environment = run.upgrade.environment
-    control = control or RunControl(key=run.key)
+    control = control or RunControl(key=run.key, mark=run.process_mark)
     if run.action == StepKind.HTTP_HEALTH:
         return _attempts(run, lambda: _http(run, environment), control)
     if run.action == StepKind.STATUS_JSON:

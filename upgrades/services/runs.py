@@ -460,7 +460,9 @@ def check_run_execute(*, run_id: int) -> str:
     sink = OutputSink(run.pk, run.attempt, run.upgrade.environment.command_output_cap_bytes)
     started = time.monotonic()
     with _Heartbeat(run.pk, run.attempt) as heartbeat:
-        control = RunControl(key=run.key, on_start=sink.started, stop=heartbeat.stop)
+        control = RunControl(
+            key=run.key, mark=run.process_mark, on_start=sink.started, stop=heartbeat.stop
+        )
         try:
             outcome = execute(run, on_output=sink, control=control)
         except Exception as exc:  # noqa: BLE001 - a bug in one run must not kill the worker
@@ -477,7 +479,7 @@ def check_run_execute(*, run_id: int) -> str:
                 outcome = Outcome(RunStatus.ERROR, f"The run broke: {type(exc).__name__}: {exc}")
         finally:
             # Nothing this attempt started outlives it, even a process that left its group.
-            runners.run_processes_kill(pgid=None, key=run.key)
+            runners.run_processes_kill(pgid=None, mark=run.process_mark)
     said = _finish(run, outcome, duration_ms=int((time.monotonic() - started) * 1000))
     reactions.events_react(upgrade_id=run.upgrade_id)
     return said
@@ -730,13 +732,14 @@ def check_runs_sweep(
         CheckRun.objects.filter(status=RunStatus.RUNNING, heartbeat_at__lt=now - _stale_after())
         .select_related("upgrade")
     )  # fmt: skip
-    counts = {"requeued": 0, "interrupted": 0, "cancelled": 0, "nudged": 0}
+    # requeued and nudged always; interrupted and cancelled when there were any.
+    counts = {"requeued": 0, "nudged": 0}
     for run in stale:
         # Before anything else: no process of this attempt may run on beside the next one.
-        runners.run_processes_kill(pgid=run.pgid, key=run.key)
+        runners.run_processes_kill(pgid=run.pgid, mark=run.process_mark)
         result = _sweep_one(run, now=now)
         if result:
-            counts[result] += 1
+            counts[result] = counts.get(result, 0) + 1
     waiting = list(
         CheckRun.objects.filter(status=RunStatus.QUEUED)
         .filter(Q(nudged_at__isnull=True) | Q(nudged_at__lt=now - timedelta(seconds=renudge_after_s)))
