@@ -109,3 +109,39 @@ def test_playbook_moment_subjects__whole_lifecycle__no_lifecycle_words(
     assert subjects[-1] == "Upgrade Completed: 1.4.2 → 1.5.0 - Success"
     for subject in subjects:
         assert not any(word in subject for word in LIFECYCLE_WORDS), subject
+
+
+def test_roll_back_requested__deployed_upgrade__rollback_draft_in_the_playbook_words(
+    make_upgrade, manager
+):
+    from tests.conftest import mark_deployed
+    from upgrades.models import Upgrade
+    from upgrades.services import upgrade_act
+
+    # Given a started upgrade whose deploy passed
+    upgrade = drive(make_upgrade("minor"), manager, to="in_progress")
+    mark_deployed(upgrade)
+    Upgrade.objects.filter(pk=upgrade.pk).update(rollback_target="1.4.2")
+    upgrade.refresh_from_db()
+
+    # When a manager rolls it back with a reason
+    upgrade_act(upgrade=upgrade, action="roll_back", by=manager, reason="error rate doubled")
+
+    # Then the rollback is announced as a progress update, the reason as its issue
+    rollback = Message.objects.get(upgrade_id=upgrade.pk, moment="rollback")
+    assert rollback.subject == "Upgrade Progress: 1.4.2 → 1.5.0 - Rolling back"
+    assert "Issues: " in rollback.body and "error rate doubled" in rollback.body
+    started = Message.objects.get(upgrade_id=upgrade.pk, moment="started")
+    assert started.status == MessageStatus.DISCARDED
+
+
+def test_environment_admin__phase_messages__a_setting_staff_can_change(
+    client, staging, django_user_model
+):
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-12345")
+    client.force_login(admin)
+
+    page = client.get(f"/admin/upgrades/environment/{staging.pk}/change/").content.decode()
+
+    assert 'name="phase_messages"' in page
+    assert "Draft a message when each phase finishes" in page
