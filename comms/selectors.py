@@ -179,6 +179,10 @@ def attach_updates(maintenances: list[StatusMaintenance]) -> None:
             by_id[u.maintenance_id].append(u)
     for m in maintenances:
         m.public_updates = by_id[m.pk]
+        ended = m.public_label == "Ended"
+        for u in m.public_updates:
+            # An update of a window that ended without completing says so, not "Completed".
+            u.shown_label = "Ended" if ended and u.status == "completed" else u.status_label
 
 
 def _incidents() -> QuerySet[StatusIncident]:
