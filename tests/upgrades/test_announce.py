@@ -35,7 +35,11 @@ def test_schedule__drafts_pre_upgrade_message_filled_from_the_upgrade(make_upgra
     assert mirror.status == "scheduled"
 
 
-def test_phase_finished__drafts_a_progress_update_and_moves_the_status_page(make_upgrade, manager):
+def test_phase_finished__team_asked_for_phase_messages__drafts_a_progress_update(
+    make_upgrade, staging, manager
+):
+    staging.phase_messages = True
+    staging.save(update_fields=["phase_messages"])
     upgrade = make_upgrade("feature_flag")
     phase = upgrade.phases.get(stage=PhaseStage.PRE, order=2)
     steps = list(phase.steps.all())
