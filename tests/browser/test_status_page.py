@@ -42,12 +42,18 @@ def test_status_page__real_upgrade_moves_through_its_lifecycle__page_follows_liv
 
     from django.utils import timezone
 
+    from tests.conftest import mark_deployed
     from upgrades import services as upgrade_services
+    from upgrades.models import Environment, EnvironmentKind
 
-    # Given a scheduled minor upgrade, shown on the public status page
-    upgrade = make_upgrade(
-        "minor", title="Mycelia 1.5.0", window_start=timezone.now() + timedelta(hours=2)
+    # Given a scheduled minor upgrade of production (shown on the public status page)
+    production = Environment.objects.create(
+        name="Production", slug="production", kind=EnvironmentKind.PRODUCTION
     )
+    upgrade = make_upgrade(
+        "minor", title="Mycelia 1.5.0", environment=production,
+        window_start=timezone.now() + timedelta(hours=2),
+    )  # fmt: skip
     upgrade = upgrade_services.upgrade_transition(
         upgrade=upgrade, transition="schedule", by=manager
     )
@@ -66,10 +72,13 @@ def test_status_page__real_upgrade_moves_through_its_lifecycle__page_follows_liv
 
     # Then the page shows it in progress, at its next phase, without a reload
     page.wait_for_selector(f"#upgrade-{upgrade.pk}[data-status='in_progress']", timeout=15_000)
-    assert card.locator("[data-role=phase]").inner_text() == "Pre-Upgrade"
+    # (the phase of the stage it is in: deploying, not a pre-upgrade step left open)
+    deploy_phase = upgrade.phases.filter(stage="deploy").order_by("order").first()
+    assert card.locator("[data-role=phase]").inner_text() == deploy_phase.title
     assert card.locator("[data-role=progress]").inner_text() != "0%"
 
     # And after deployment, "verifying" while it is monitored
+    mark_deployed(upgrade)  # what a passed deploy run records
     upgrade_services.upgrade_transition(upgrade=upgrade, transition="begin_monitoring", by=manager)
     page.wait_for_selector(f"#upgrade-{upgrade.pk}[data-status='verifying']", timeout=15_000)
     assert page.evaluate("window.__noReload") == "still here"
