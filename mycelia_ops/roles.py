@@ -1,4 +1,5 @@
-"""Who may do what: release managers operate, stakeholders read, everyone else is turned away.
+"""Who may do what: administrators set the product up, release managers operate, stakeholders
+read, everyone else is turned away.
 
 One place for the rule, so every view and endpoint enforces the same thing.
 """
@@ -15,6 +16,8 @@ from django.http import HttpRequest, HttpResponse
 
 RELEASE_MANAGERS = "Release managers"
 STAKEHOLDERS = "Stakeholders"
+ADMINISTRATORS = "Administrators"
+ROLE_GROUPS = (ADMINISTRATORS, RELEASE_MANAGERS, STAKEHOLDERS)
 
 
 def _group_names(user: Any) -> set[str]:
@@ -30,14 +33,23 @@ def is_release_manager(user: Any) -> bool:
     return user.is_superuser or RELEASE_MANAGERS in _group_names(user)
 
 
+def is_administrator(user: Any) -> bool:
+    """Administrators set the product up (environments, hooks, playbooks, people); superusers
+    are administrators."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or ADMINISTRATORS in _group_names(user)
+
+
 def is_viewer(user: Any) -> bool:
-    """Release managers and stakeholders read everything; a signed-in outsider reads nothing."""
+    """Administrators, release managers and stakeholders read everything; a signed-in outsider
+    reads nothing."""
     if not user.is_authenticated or not user.is_active:
         return False
     return (
         user.is_superuser
         or user.is_staff
-        or bool(_group_names(user) & {RELEASE_MANAGERS, STAKEHOLDERS})
+        or bool(_group_names(user) & {ADMINISTRATORS, RELEASE_MANAGERS, STAKEHOLDERS})
     )
 
 
@@ -58,6 +70,17 @@ def release_manager_required(view: Callable[..., HttpResponse]) -> Callable[...,
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not is_release_manager(request.user):
             raise PermissionDenied("Only release managers can change upgrades.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def administrator_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    @wraps(view)
+    @login_required
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not is_administrator(request.user):
+            raise PermissionDenied("Only administrators set Mycelia Ops up.")
         return view(request, *args, **kwargs)
 
     return wrapped

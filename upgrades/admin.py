@@ -17,7 +17,6 @@ from upgrades.models import (
     Upgrade,
     UpgradeEvent,
 )
-from upgrades.services import environment_flags_sync
 
 
 class EnvironmentOperationInline(admin.TabularInline):
@@ -43,10 +42,8 @@ class EnvironmentAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "kind", "base_url")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [EnvironmentOperationInline, SloThresholdInline]
-
-    def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        environment_flags_sync(environment=obj)
+    # Administrators set environments up under /setup/, where the service keeps the flag
+    # environment of the same key in step; this admin (superusers only) does not.
 
 
 class PlaybookPhaseInline(admin.TabularInline):

@@ -77,3 +77,7 @@ def status_health_refresh_task() -> None:
 def events_react_task() -> int:
     """The outbox sweep: reactions to events that no request got to (upgrades.reactions)."""
     return reactions.events_react()
+
+
+# The set-up pages' tasks (hook tests): Celery discovers `tasks` modules only.
+from upgrades import tasks_setup  # noqa: E402, F401

@@ -24,6 +24,7 @@ from upgrades.models import (
     UpgradeStatus,
     UpgradeType,
 )
+from upgrades.views_setup import not_set_up
 
 
 def _get_upgrade_for_user(request: HttpRequest, upgrade_id: int) -> Upgrade:
@@ -37,6 +38,8 @@ def _get_upgrade_for_user(request: HttpRequest, upgrade_id: int) -> Upgrade:
 @require_GET
 @viewer_required
 def upgrade_list(request: HttpRequest) -> HttpResponse:
+    if bare := not_set_up(request):  # a fresh install: the set-up start, or whom to ask
+        return bare
     filters = {
         "upgrade_type": request.GET.get("type", ""),
         "status": request.GET.get("status", ""),
@@ -177,6 +180,8 @@ def lessons(request: HttpRequest) -> HttpResponse:
 @require_GET
 @viewer_required
 def dashboard(request: HttpRequest) -> HttpResponse:
+    if bare := not_set_up(request):
+        return bare
     template = "upgrades/dashboard.html#board" if request.htmx else "upgrades/dashboard.html"
     return render(request, template, selectors.dashboard())
 

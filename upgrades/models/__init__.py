@@ -36,6 +36,14 @@ from upgrades.models.runs import (
     RunKind,
     RunStatus,
 )
+from upgrades.models.setup import (
+    HookTest,
+    Invitation,
+    InvitedRole,
+    ServiceAccount,
+    SetupEvent,
+    SetupSubject,
+)
 from upgrades.models.upgrades import (
     AUTOMATED_STEP_KINDS,
     FINISHED_STATUSES,
@@ -65,6 +73,12 @@ from upgrades.models.upgrades import (
 )
 
 __all__ = [
+    "HookTest",
+    "Invitation",
+    "InvitedRole",
+    "ServiceAccount",
+    "SetupEvent",
+    "SetupSubject",
     "ACTIONS_NEEDING_REASON",
     "Action",
     "DeployState",
