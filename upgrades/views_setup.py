@@ -584,11 +584,10 @@ def invitation_create(request: HttpRequest) -> HttpResponse:
     form = InviteForm(request.POST)
     status = 400
     if form.is_valid():
-        link_base = request.build_absolute_uri(reverse("setup:join", args=["TOKEN"]))
-        link_base = link_base[: link_base.rindex("TOKEN")]
+        link_template = request.build_absolute_uri(reverse("setup:join", args=["TOKEN"]))
         result, status = _attempt(form, lambda: people.invitation_create(
             email=form.cleaned_data["email"], role=form.cleaned_data["role"], by=request.user,
-            link_base=link_base))  # fmt: skip
+            link_template=link_template))  # fmt: skip
         if result:
             invitation, _ = result
             messages.success(

@@ -17,9 +17,7 @@ from tests.conftest import PASSWORD
 
 @pytest.fixture
 def administrator(db) -> User:
-    user = User.objects.create_user(
-        username="erin", password=PASSWORD, email="erin@example.com"
-    )
+    user = User.objects.create_user(username="erin", password=PASSWORD, email="erin@example.com")
     user.groups.add(Group.objects.get(name=ADMINISTRATORS))
     return user
 
@@ -55,7 +53,9 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}
+        )
 
     def start(self) -> Receiver:
         self.thread.start()

@@ -22,15 +22,20 @@ DRY_RUN_PROBE = "import os; print('dry run:', os.environ.get('MYCELIA_DRY_RUN'))
 
 
 def _test_hook(client, hook: EnvironmentOperation, **extra) -> HookTest:
-    response = client.post(reverse("setup:hook_test", args=[hook.pk]), extra, HTTP_HX_REQUEST="true")
+    response = client.post(
+        reverse("setup:hook_test", args=[hook.pk]), extra, HTTP_HX_REQUEST="true"
+    )
     assert response.status_code == 200, response.content.decode()
     # The answer is the live region: it polls while the test is queued or running
-    assert "hx-trigger=\"every 1s\"" in response.content.decode()
+    assert 'hx-trigger="every 1s"' in response.content.decode()
     return HookTest.objects.filter(hook=hook).latest("id")
 
 
 def test_bare_install__superuser_sets_up_and_tests_hooks__on_a_real_worker(
-    client, monkeypatch, receiver, worker_factory  # noqa: F811
+    client,
+    monkeypatch,
+    receiver,
+    worker_factory,  # noqa: F811
 ):
     # Given: a bare install: only what the migrations made, and a superuser from createsuperuser
     assert not Environment.objects.exists()
@@ -81,9 +86,7 @@ def test_bare_install__superuser_sets_up_and_tests_hooks__on_a_real_worker(
     assert webhook.webhook_secret == "s3cret-value"
 
     # Then: the deploy hook changes the target, so its test waits for a confirmation
-    refused = client.post(
-        reverse("setup:hook_test", args=[webhook.pk]), HTTP_HX_REQUEST="true"
-    )
+    refused = client.post(reverse("setup:hook_test", args=[webhook.pk]), HTTP_HX_REQUEST="true")
     assert refused.status_code == 400 and "honours" in refused.content.decode()
 
     # When: both are tested

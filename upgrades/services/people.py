@@ -72,9 +72,12 @@ def _active_administrators() -> Any:
 # --- invitations -----------------------------------------------------------------------------
 
 
-def invitation_create(*, email: str, role: str, by: Any, link_base: str) -> tuple[Invitation, str]:
-    """Invite `email` to sign up with `role`; the mail carries `link_base` + the token, which
-    works once within INVITATION_HOURS. Returns the invitation and the link."""
+def invitation_create(
+    *, email: str, role: str, by: Any, link_template: str
+) -> tuple[Invitation, str]:
+    """Invite `email` to sign up with `role`; the mail carries `link_template` with TOKEN
+    replaced by the token, which works once within INVITATION_HOURS. Returns the invitation
+    and the link."""
     email = (email or "").strip()
     try:
         validate_email(email)
@@ -100,7 +103,7 @@ def invitation_create(*, email: str, role: str, by: Any, link_base: str) -> tupl
         )
         setup_record(by=by, subject=SetupSubject.INVITATION, obj=invitation, label=email,
                      verb="invited", changes=[("role", "", invitation.get_role_display())])  # fmt: skip
-    link = link_base + token
+    link = link_template.replace("TOKEN", token)
     # Mail goes out after the row exists and outside the transaction; a mail server that is
     # down leaves the invitation, whose link the administrator can still pass on by hand.
     try:
@@ -208,6 +211,7 @@ def person_set_roles(*, user: Any, roles: Iterable[str], by: Any) -> None:
     bad = [r for r in wanted if r not in InvitedRole.values]
     if bad:
         raise BadInput(f"Unknown role “{bad[0]}”.", field="roles")
+    wanted = [role for role in InvitedRole.values if role in wanted]  # administrator first
     if user.is_superuser and InvitedRole.ADMINISTRATOR not in wanted:
         raise BadInput(
             f"{user.get_username()} is a superuser, and so always an administrator.",
