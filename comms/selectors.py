@@ -54,7 +54,6 @@ PAGE_UPCOMING = 10
 PAGE_RECENT = 10
 PAGE_INCIDENTS = 20
 API_LIMIT = 50
-UPDATES_LIMIT = 500
 FEED_LIMIT = 50
 HISTORY_PER_PAGE = 50
 UPTIME_DAYS = 90
@@ -172,11 +171,14 @@ def attach_updates(maintenances: list[StatusMaintenance]) -> None:
     `m.public_updates`."""
     by_id: dict[int, list[StatusUpdate]] = {m.pk: [] for m in maintenances}
     if by_id:
-        rows = StatusUpdate.objects.filter(
-            maintenance_id__in=list(by_id), incident__isnull=True
-        ).order_by("-created_at", "-id")[:UPDATES_LIMIT]
+        # By the maintenances' key only (no LIMIT to tempt the planner into walking the
+        # created_at index of the whole history); their incidents' updates are left out here.
+        rows = StatusUpdate.objects.filter(maintenance_id__in=list(by_id)).order_by(
+            "-created_at", "-id"
+        )
         for u in rows:
-            by_id[u.maintenance_id].append(u)
+            if u.incident_id is None:
+                by_id[u.maintenance_id].append(u)
     for m in maintenances:
         m.public_updates = by_id[m.pk]
         ended = m.public_label == "Ended"
@@ -216,7 +218,7 @@ def attach_incident_updates(incidents: list[StatusIncident]) -> None:
     if by_id:
         rows = StatusUpdate.objects.filter(incident_id__in=list(by_id)).order_by(
             "-created_at", "-id"
-        )[:UPDATES_LIMIT]
+        )
         for u in rows:
             by_id[u.incident_id].append(u)
     for i in incidents:
@@ -591,8 +593,14 @@ def calendar_maintenances(*, public_only: bool) -> list[StatusMaintenance]:
     """Windows from a month ago on, for an iCalendar feed: shown environments only for the
     public one; every environment (drafts aside) for signed-in people."""
     since = timezone.now() - timedelta(days=CALENDAR_PAST_DAYS)
-    rows = StatusMaintenance.objects.filter(window_start__gte=since)
-    rows = rows.filter(is_public=True) if public_only else rows.exclude(lifecycle="draft")
+    # Every status spelled out, so the (is_public, status, window_start) index serves the range.
+    rows = StatusMaintenance.objects.filter(
+        status__in=MaintenanceStatus.values, window_start__gte=since
+    )
+    if public_only:
+        rows = rows.filter(is_public=True)
+    else:
+        rows = rows.filter(is_public__in=[True, False]).exclude(lifecycle="draft")
     return list(rows.order_by("window_start", "id")[:CALENDAR_LIMIT])
 
 
