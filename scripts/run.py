@@ -259,7 +259,7 @@ def _supervise(runner: Runner, port: int, seed_output: str) -> int:
             print("\n" + "=" * 64)
             print(f"  Mycelia Ops is running at http://127.0.0.1:{port}/")
             print(seed_output.rstrip())
-            print("  Admin (staff): sign in as manager at /admin/")
+            print("  Set-up (environments, hooks, people): sign in as admin at /setup/")
             print("  Stop with Ctrl-C.")
             print("=" * 64 + "\n", flush=True)
         elif not announced and time.monotonic() - started > READY_TIMEOUT_SECONDS:

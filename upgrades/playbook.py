@@ -1,7 +1,7 @@
 """The upgrade playbook (shared/upgrade-playbook.md) as data, in its own order and wording.
 
-`playbook_seed` in services.py loads this into PlaybookTemplate rows, which staff can then edit
-in the admin. Each step is (section, title, commands, kind, required); a phase is
+`playbook_seed` in services.py loads this into PlaybookTemplate rows, which administrators can then
+edit on the set-up pages. Each step is (section, title, commands, kind, required); a phase is
 (title, stage, steps).
 """
 

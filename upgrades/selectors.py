@@ -613,7 +613,7 @@ def _hook_text(environment, operation: str, values: dict[str, str]) -> str:
     if hook is None:
         return (
             f"Nothing yet: {environment.name} has no “{label}” operation set up "
-            "(staff add it in the admin)."
+            "(an administrator adds it under Set-up)."
         )
     if hook.mode == HookMode.WEBHOOK:
         return f"POST {hook.webhook_url}"
@@ -656,7 +656,7 @@ def step_runs_here(step: ChecklistStep, environment, upgrade: Upgrade) -> str:
         if not thresholds:
             return (
                 f"GET {base}{environment.status_path}; {environment.name} has no SLO thresholds "
-                "yet (staff set them in the admin)."
+                "yet (an administrator sets them under Set-up)."
             )
         held = ", ".join(
             f"{t.get_metric_display().lower()} {t.get_operator_display()} {t.limit:g}"

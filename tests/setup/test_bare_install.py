@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.urls import reverse
 

@@ -98,8 +98,8 @@ class HookMode(models.TextChoices):
 
 
 class EnvironmentOperation(models.Model):
-    """How one environment carries out one operation. Only staff edit these (in the admin):
-    nothing a browser sends is ever run as a command."""
+    """How one environment carries out one operation. Only administrators edit these (on the
+    set-up pages): a command is an argument list, run without a shell."""
 
     environment = models.ForeignKey(
         Environment, on_delete=models.CASCADE, related_name="operations"

@@ -570,7 +570,7 @@ class ApprovalDecision(models.Model):
 
 class CommonIssue(models.Model):
     """The playbook's "Common Issues and Solutions", offered next to a check that failed.
-    Staff edit them in the admin; `applies_to` names the step kinds and actions they match."""
+    Administrators edit them under Set-up; `applies_to` names the step kinds and actions they match."""
 
     title = models.CharField(max_length=200)
     issue = models.CharField(max_length=300)

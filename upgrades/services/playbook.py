@@ -10,7 +10,7 @@ from upgrades.playbook import COMMON_ISSUES, playbook_templates
 
 @transaction.atomic
 def playbook_seed(*, reset: bool = False) -> int:
-    """Load the playbook's templates; existing ones are kept (staff may have edited them)
+    """Load the playbook's templates; existing ones are kept (administrators may have edited them)
     unless `reset`. Returns how many templates were written."""
     _common_issues_seed(reset=reset)
     written = 0

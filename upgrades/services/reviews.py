@@ -55,7 +55,7 @@ def review_update(
     with transaction.atomic():
         review = PostUpgradeReview.objects.select_for_update().get(pk=review.pk)
         if review.status == ReviewStatus.DONE:
-            raise Conflict("This review is done; reopen it in the admin to change it.")
+            raise Conflict("This review is done and kept as it was written.")
         review.items = [
             {**item, "done": index in done_items} for index, item in enumerate(review.items)
         ]

@@ -12,12 +12,18 @@ from django.core.management.base import BaseCommand
 
 from comms import services as comms_services
 from flags.demo import demo_flags_seed
-from mycelia_ops.roles import RELEASE_MANAGERS, STAKEHOLDERS
+from mycelia_ops.roles import ADMINISTRATORS, RELEASE_MANAGERS, STAKEHOLDERS
 from upgrades.demo import demo_environment_configure
 from upgrades.models import Environment, EnvironmentKind
 from upgrades.services import environment_flags_sync, playbook_seed
 
-DEMO_ACCOUNTS = (("manager", RELEASE_MANAGERS, True), ("stakeholder", STAKEHOLDERS, False))
+# Nobody is staff: the Django admin is for superusers only, and the demo needs none of it. The
+# administrator sets the product up under /setup/; the manager runs upgrades.
+DEMO_ACCOUNTS = (
+    ("admin", ADMINISTRATORS),
+    ("manager", RELEASE_MANAGERS),
+    ("stakeholder", STAKEHOLDERS),
+)
 
 
 class Command(BaseCommand):
@@ -71,16 +77,18 @@ class Command(BaseCommand):
         credentials = json.loads(credentials_file.read_text()) if credentials_file.exists() else {}
         User = get_user_model()
         logins: list[str] = []
-        for username, group, staff in DEMO_ACCOUNTS:
+        for username, group in DEMO_ACCOUNTS:
             user = User.objects.filter(username=username).first()
             if user is None:
                 password = credentials.setdefault(username, secrets.token_urlsafe(12))
-                user = User(username=username, is_staff=staff)
+                user = User(username=username)
                 user.set_password(password)
                 user.save()
                 user.groups.add(Group.objects.get_or_create(name=group)[0])
                 logins.append(f"  login {username} / {password}  ({group})")
             elif username in credentials and user.check_password(credentials[username]):
+                if user.is_staff and not user.is_superuser:  # made as staff by an older demo
+                    User.objects.filter(pk=user.pk).update(is_staff=False)
                 logins.append(f"  login {username} / {credentials[username]}  ({group})")
             elif username in credentials:
                 logins.append(f"  login {username} (password changed since the demo made it)")
