@@ -735,8 +735,6 @@ def check_runs_sweep(
     # requeued and nudged always; interrupted and cancelled when there were any.
     counts = {"requeued": 0, "nudged": 0}
     for run in stale:
-        # Before anything else: no process of this attempt may run on beside the next one.
-        runners.run_processes_kill(pgid=run.pgid, mark=run.process_mark)
         result = _sweep_one(run, now=now)
         if result:
             counts[result] = counts.get(result, 0) + 1
@@ -774,6 +772,10 @@ def _sweep_one(run: CheckRun, *, now: datetime) -> str | None:
             changes["finished_at"] = now
         if not CheckRun.objects.filter(**mine).update(**changes):
             return None  # its worker finished it meanwhile, or another sweep took it
+        # Kill what is left of the attempt while holding its row: a worker that is only slow
+        # cannot record our kill as its run's failure, and no process of this attempt runs on
+        # beside the next one. Local signals only, bounded: no outside I/O in here.
+        runners.run_processes_kill(pgid=run.pgid, mark=run.process_mark)
         if status == RunStatus.QUEUED:
             return result
         run.refresh_from_db()
