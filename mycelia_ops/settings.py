@@ -300,3 +300,63 @@ STATUS_PAGE_NAME = env_str("STATUS_PAGE_NAME", "Mycelia")
 
 # Rows per page on long lists.
 PAGE_SIZE = env_int("MYCELIA_PAGE_SIZE", 25)
+
+# Sign-in with OpenID Connect (mozilla-django-oidc; docs/oidc.md). Off unless OIDC_ISSUER is set,
+# and then nothing changes: the embedded default keeps local accounts only. The provider's
+# endpoints come from <issuer>/.well-known/openid-configuration on first use, never at import.
+OIDC_ROLES = ("administrators", "release_managers", "stakeholders")
+
+
+def _oidc_role_groups(raw: str) -> dict[str, list[str]]:
+    """'administrators=ops-admins;release_managers=release-team,sre' -> {role: [group, ...]}."""
+    mapping: dict[str, list[str]] = {}
+    for part in (part.strip() for part in raw.split(";")):
+        if not part:
+            continue
+        role, sep, groups = part.partition("=")
+        names = [name.strip() for name in groups.split(",") if name.strip()]
+        if not sep or role.strip() not in OIDC_ROLES or not names:
+            raise ImproperlyConfigured(
+                f"OIDC_ROLE_GROUPS: {part!r} is not ROLE=GROUP[,GROUP...] with a ROLE of "
+                + ", ".join(OIDC_ROLES)
+            )
+        mapping[role.strip()] = names
+    return mapping
+
+
+OIDC_ISSUER = (env_str("OIDC_ISSUER", "") or "").strip().rstrip("/")
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID", "") or ""
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET", "") or ""  # or OIDC_CLIENT_SECRET_FILE
+OIDC_RP_SCOPES = env_str("OIDC_SCOPES", "") or "openid email profile groups"
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "") or "groups"
+OIDC_ROLE_GROUPS = _oidc_role_groups(env_str("OIDC_ROLE_GROUPS", "") or "")
+OIDC_ACCESS_CONTACT = env_str("OIDC_ACCESS_CONTACT", "") or "your Mycelia Ops administrator"
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "") or (
+    OIDC_ISSUER.split("//", 1)[-1].split("/", 1)[0] or "single sign-on"
+)
+OIDC_RP_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "") or "RS256"
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+OIDC_TOKEN_USE_BASIC_AUTH = env_bool("OIDC_TOKEN_USE_BASIC_AUTH", False)
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10)
+OIDC_STORE_ID_TOKEN = True  # the id_token_hint that ends the provider's session at sign-out
+OIDC_AUTHENTICATE_CLASS = "mycelia_ops.oidc.SignInStartView"
+OIDC_CALLBACK_CLASS = "mycelia_ops.oidc.SignInCallbackView"
+OIDC_OP_LOGOUT_URL_METHOD = "mycelia_ops.oidc.provider_logout_url"
+if OIDC_ISSUER:
+    if not OIDC_ISSUER.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(f"OIDC_ISSUER must be a URL, not {OIDC_ISSUER!r}")
+    if not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+        raise ImproperlyConfigured(
+            "OIDC_ISSUER is set: OIDC_CLIENT_ID and OIDC_CLIENT_SECRET (or _FILE) are needed too"
+        )
+    if not OIDC_ROLE_GROUPS:
+        raise ImproperlyConfigured(
+            "OIDC_ISSUER is set: OIDC_ROLE_GROUPS must map at least one role to a group, e.g. "
+            "release_managers=release-team;stakeholders=everyone"
+        )
+    AUTHENTICATION_BACKENDS.append("mycelia_ops.oidc.OIDCBackend")
+    # Sign-out is a form post that the provider's end_session endpoint answers (form-action
+    # covers where a form's redirects lead).
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(
+        "/".join(OIDC_ISSUER.split("/", 3)[:3])
+    )
