@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from upgrades import views_people as people
 from upgrades import views_setup as views
 
 app_name = "setup"
@@ -32,21 +33,21 @@ urlpatterns = [
     path("steps/<int:step_id>/", views.step_edit, name="step"),
     path("common-issues/", views.common_issues, name="common_issues"),
     path("common-issues/<int:issue_id>/", views.common_issue_edit, name="common_issue"),
-    path("people/", views.people_list, name="people"),
-    path("people/invite/", views.invitation_create, name="invite"),
+    path("people/", people.people_list, name="people"),
+    path("people/invite/", people.invitation_create, name="invite"),
     path(
         "people/invitations/<int:invitation_id>/call-off/",
-        views.invitation_revoke,
+        people.invitation_revoke,
         name="invitation_revoke",
     ),
-    path("people/<int:user_id>/roles/", views.person_roles, name="person_roles"),
-    path("people/<int:user_id>/active/", views.person_active, name="person_active"),
-    path("service-accounts/", views.service_account_create, name="service_account_create"),
+    path("people/<int:user_id>/roles/", people.person_roles, name="person_roles"),
+    path("people/<int:user_id>/active/", people.person_active, name="person_active"),
+    path("service-accounts/", people.service_account_create, name="service_account_create"),
     path(
         "service-accounts/<int:account_id>/tokens/",
-        views.service_token_create,
+        people.service_token_create,
         name="token_create",
     ),
-    path("tokens/<int:token_id>/revoke/", views.service_token_revoke, name="token_revoke"),
-    path("join/<str:token>/", views.join, name="join"),
+    path("tokens/<int:token_id>/revoke/", people.service_token_revoke, name="token_revoke"),
+    path("join/<str:token>/", people.join, name="join"),
 ]

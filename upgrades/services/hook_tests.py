@@ -30,7 +30,7 @@ from mycelia_ops.errors import BadInput, Conflict
 from upgrades import runners
 from upgrades.models import EnvironmentOperation, HookMode, HookTest, RunStatus
 from upgrades.models.runs import CHANGING_OPERATIONS
-from upgrades.services.setup import argv_problem
+from upgrades.services.setup import argv_problem, hook_label
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def hook_test_request(*, hook: EnvironmentOperation, by: Any, confirmed: bool = 
     """Queue a dry run of `hook` on a worker. One at a time per hook."""
     if hook_changes_target(hook) and not confirmed:
         raise BadInput(
-            f"The {hook.get_operation_display()} hook changes the target. Confirm that it "
+            f"The {hook_label(hook)} changes the target. Confirm that it "
             f'honours {DRY_RUN_VARIABLE}=1 (a command) or "dry_run": true (a webhook) and '
             "changes nothing then.",
             field="confirm",

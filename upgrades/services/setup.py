@@ -247,6 +247,12 @@ def environment_delete(*, environment: Environment, by: Any) -> None:
 # --- hooks -----------------------------------------------------------------------------------
 
 
+def hook_label(hook: EnvironmentOperation) -> str:
+    """“Deploy hook”, “Diagnostics (pnpm run diagnose) hook”: the operation, named as a hook."""
+    label = hook.get_operation_display()
+    return label if label.lower().endswith("hook") else f"{label} hook"
+
+
 def argv_problem(argv: Any) -> str:
     """Why an argument list cannot be a hook's command ("" when it can)."""
     if not isinstance(argv, list) or not argv:
@@ -349,7 +355,7 @@ def hook_save(
                 by=by,
                 subject=SetupSubject.HOOK,
                 obj=hook,
-                label=f"{environment.name} · {hook.get_operation_display()} hook",
+                label=f"{environment.name} · {hook_label(hook)}",
                 environment=environment,
                 verb="created" if creating else "changed",
                 changes=[] if creating else changes,
@@ -363,7 +369,7 @@ def hook_delete(*, hook: EnvironmentOperation, by: Any) -> None:
             by=by,
             subject=SetupSubject.HOOK,
             obj=hook,
-            label=f"{hook.environment.name} · {hook.get_operation_display()} hook",
+            label=f"{hook.environment.name} · {hook_label(hook)}",
             environment=hook.environment,
             verb="removed",
         )
