@@ -6,9 +6,10 @@ Views, commands, tasks and the upgrades app import `from comms import services` 
 Calls for the upgrades app
 --------------------------
 status_maintenance_sync(*, upgrade_id: int, title: str, type_label: str,
-        environment_key: str, environment_name: str, public: bool, status: str,
+        environment_key: str, environment_name: str, status: str,
         window_start: datetime | None, window_end: datetime | None,
-        progress_percent: int, phase_title: str, url: str) -> StatusMaintenance
+        progress_percent: int, phase_title: str, url: str, public: bool = False
+        ) -> StatusMaintenance
     Upsert the status page's record of one upgrade; call it after every change the page shows
     (status, window, current phase, progress). `public` is the environment's "shown on the
     status page" setting: upgrades of an environment not shown never reach the page, its JSON,

@@ -133,18 +133,18 @@ def status_maintenance_sync(
     type_label: str,
     environment_key: str,
     environment_name: str,
-    public: bool,
     status: str,
     window_start: datetime | None,
     window_end: datetime | None,
     progress_percent: int,
     phase_title: str,
     url: str,
+    public: bool = False,
 ) -> StatusMaintenance:
     """Upsert the status page's record of one upgrade (call it on every change the page
     shows: status, window, phase, progress). `public`: the environment's "shown on the status
-    page" setting; an upgrade of an environment not shown stays off the page, its JSON, feeds
-    and subscriber notices. Posts a status update when the status changes and mails
+    page" setting (not shown unless said); an upgrade of an environment not shown stays off
+    the page, its JSON, feeds and subscriber notices. Posts a status update when the status changes and mails
     subscribers when a shown window moves, starts or ends. Never opens an incident: a rollback
     or failure is drafted as one by status_incident_draft, for a release manager to publish."""
     if status not in UpgradeLifecycle.values:
