@@ -1,0 +1,58 @@
+"""On a bare install (the migrations and a superuser, nothing else) the playbook's flag API and
+OFREP answer as documented, with tokens made on the set-up pages; a missing environment is a
+404 naming it, never a 500."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from upgrades.models import Environment
+
+pytestmark = pytest.mark.django_db
+
+
+def _token(admin_client, account_role: str, scope: str, environment: str = "") -> str:
+    name = f"pipeline-{scope}"
+    admin_client.post(reverse("setup:service_account_create"),
+                      {"username": name, "role": account_role})  # fmt: skip
+    account = User.objects.get(username=name).service_account
+    response = admin_client.post(reverse("setup:token_create", args=[account.pk]), {
+        f"token-{account.pk}-name": scope, f"token-{account.pk}-scope": scope,
+        f"token-{account.pk}-environment": environment,
+    })  # fmt: skip
+    return re.search(r'data-role="plaintext">([^<]+)<', response.content.decode()).group(1)
+
+
+def test_bare_install__playbook_curl_and_ofrep__answer_as_documented(client):
+    # Given: a bare install and its superuser, who makes a pipeline's tokens on the People page
+    assert not Environment.objects.exists()
+    root = User.objects.create_superuser("root", "root@example.com", "a-long-fresh-password-9")
+    client.force_login(root)
+    act = _token(client, "release_manager", "user")
+    evaluate = _token(client, "stakeholder", "evaluation", environment="production")
+    client.logout()
+    bearer = {"HTTP_AUTHORIZATION": f"Bearer {act}"}
+    created = client.post("/api/feature-flags", {"name": "feature-name"},
+                          content_type="application/json", **bearer)  # fmt: skip
+    assert created.status_code == 201, created.content
+
+    # When: the playbook's curl, with no environment named
+    enabled = client.post("/api/feature-flags/enable", {"name": "feature-name"},
+                          content_type="application/json", **bearer)  # fmt: skip
+
+    # Then: the flag is on in the default environment, and OFREP says so
+    assert enabled.status_code == 200, enabled.content
+    assert enabled.json()["environment"] == "production"
+    answer = client.post("/ofrep/v1/evaluate/flags/feature-name", {"context": {}},
+                         content_type="application/json",
+                         HTTP_AUTHORIZATION=f"Bearer {evaluate}")  # fmt: skip
+    assert answer.status_code == 200 and answer.json()["value"] is True
+
+    # And: an environment that does not exist is named in a 404, not a 500
+    missing = client.post("/api/feature-flags/enable", {"name": "feature-name", "environment": "eu"},
+                          content_type="application/json", **bearer)  # fmt: skip
+    assert missing.status_code == 404 and "eu" in missing.json()["error"]
