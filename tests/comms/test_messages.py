@@ -77,7 +77,9 @@ def test_seeded_templates__playbook_texts__placeholders_become_variables(seeded)
     pre = MessageTemplate.objects.get(key="pre_upgrade")
     assert pre.subject_template == "Scheduled Upgrade: {{ version_or_feature }} - {{ date_time }}"
     assert "- Rollback Plan: {{ rollback_plan }}\n\nContact: {{ contact }}" in pre.body_template
-    assert MessageTemplate.objects.count() == 6
+    assert (
+        MessageTemplate.objects.count() == 7
+    )  # the playbook's three per audience, and the reminder
 
 
 def test_comms_seed__run_twice__creates_nothing_more_and_keeps_edits(seeded):

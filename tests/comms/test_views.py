@@ -253,6 +253,12 @@ def test_incident_resolve__manager_only(seeded, login, manager, stakeholder):
     manager_client, stakeholder_client = login(manager), login(stakeholder)
     sync(upgrade_id=1, status="in_progress")
     sync(upgrade_id=1, status="rolled_back")
+    # A rollback drafts the incident; a release manager publishes it before it can be resolved
+    draft = services.status_incident_draft(upgrade_id=1, lifecycle="rolled_back")
+    services.status_incident_publish(
+        incident_id=draft.pk, name=draft.name, body=draft.body, impact=draft.impact,
+        status=draft.status, by=manager,
+    )  # fmt: skip
     assert stakeholder_client.post("/status/incidents/1/resolve").status_code == 403
     assert manager_client.post("/status/incidents/1/resolve", {"body": "Fixed"}).status_code == 302
     assert manager_client.post("/status/incidents/1/resolve").status_code == 409

@@ -52,9 +52,11 @@ def test_phase_finished__team_asked_for_phase_messages__drafts_a_progress_update
     assert "Step 1: Preparation" in progress.body
 
 
-def test_rollback__drafts_progress_then_post_upgrade_and_opens_an_incident(
+def test_rollback__drafts_progress_then_post_upgrade_and_an_incident_for_a_public_environment(
     make_upgrade, demo_environment, manager
 ):
+    demo_environment.public_status = True  # shown on the status page, as production is
+    demo_environment.save(update_fields=["public_status"])
     upgrade = make_upgrade("minor", environment=demo_environment)
     upgrade = services.upgrade_transition(
         upgrade=upgrade, transition="start", by=manager, override_reason="x"
