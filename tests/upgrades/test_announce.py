@@ -72,3 +72,13 @@ def test_rollback__drafts_progress_then_post_upgrade_and_an_incident_for_a_publi
     post = Message.objects.filter(upgrade_id=upgrade.pk, template_key="post_upgrade").get()
     assert "Rolled back" in post.body
     assert StatusIncident.objects.filter(maintenance__upgrade_id=upgrade.pk).exists()
+
+
+def test_emergency__public_status_page__names_no_flaw(make_upgrade, staging, manager):
+    staging.public_status = True
+    staging.save(update_fields=["public_status"])
+    upgrade = make_upgrade("emergency", title="CVE-2026-1234 patch")
+    services.upgrade_act(upgrade=upgrade, action="start", by=manager, override_reason="now")
+    mirror = StatusMaintenance.objects.get(upgrade_id=upgrade.pk)
+    assert "CVE" not in mirror.title and "Security" not in mirror.type_label
+    assert mirror.title == "Emergency maintenance of Staging"

@@ -14,7 +14,14 @@ from django.conf import settings
 from django.db.models import Count, Q
 
 from comms import services as comms
-from upgrades.models import ChecklistStep, StepStatus, Upgrade, UpgradePhase, UpgradeStatus
+from upgrades.models import (
+    ChecklistStep,
+    StepStatus,
+    Upgrade,
+    UpgradePhase,
+    UpgradeStatus,
+    UpgradeType,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +58,22 @@ def _progress(upgrade: Upgrade) -> tuple[int, str]:
     return (round(100 * closed / total) if total else 0), current or "All steps closed"
 
 
+def public_title(upgrade: Upgrade) -> str:
+    """The name the status page gives an upgrade: an emergency's own title may name the flaw it
+    fixes ("CVE-2026-1234 patch"), so the public sees only that it is emergency maintenance."""
+    if upgrade.upgrade_type == UpgradeType.EMERGENCY:
+        return f"Emergency maintenance of {upgrade.environment.name}"
+    return upgrade.title
+
+
 def status_sync(upgrade: Upgrade) -> None:
     percent, phase_title = _progress(upgrade)
     comms.status_maintenance_sync(
         upgrade_id=upgrade.pk,
-        title=upgrade.title,
-        type_label=upgrade.type_label,
+        title=public_title(upgrade),
+        type_label="Emergency"
+        if upgrade.upgrade_type == UpgradeType.EMERGENCY
+        else upgrade.type_label,
         environment_key=upgrade.environment.slug,
         environment_name=upgrade.environment.name,
         public=upgrade.environment.shown_on_status_page,
