@@ -32,6 +32,7 @@ from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
+from django.urls import reverse
 from django.views.generic import View
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import (
@@ -429,6 +430,18 @@ def provider_logout_url(request: HttpRequest) -> str:
         }
     )
     return f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
+
+
+def axes_skips_provider_sign_in(request: HttpRequest | None, credentials: dict | None) -> bool:
+    """AXES_WHITELIST_CALLABLE: the lockout counts password guesses. A sign-in that comes back
+    from the provider carries no password (the provider guards its own sign-in), so it is never
+    counted nor locked out; else people refused for having no role would, from one office
+    address, lock everyone there out of single sign-on."""
+    return (
+        request is not None
+        and "password" not in (credentials or {})
+        and request.path == reverse("oidc_authentication_callback")
+    )
 
 
 class LocalSignInForm(AuthenticationForm):

@@ -342,6 +342,8 @@ OIDC_STORE_ID_TOKEN = True  # the id_token_hint that ends the provider's session
 OIDC_AUTHENTICATE_CLASS = "mycelia_ops.oidc.SignInStartView"
 OIDC_CALLBACK_CLASS = "mycelia_ops.oidc.SignInCallbackView"
 OIDC_OP_LOGOUT_URL_METHOD = "mycelia_ops.oidc.provider_logout_url"
+# The sign-in lockout counts password guesses, not sign-ins the provider answered.
+AXES_WHITELIST_CALLABLE = "mycelia_ops.oidc.axes_skips_provider_sign_in"
 if OIDC_ISSUER:
     if not OIDC_ISSUER.startswith(("https://", "http://")):
         raise ImproperlyConfigured(f"OIDC_ISSUER must be a URL, not {OIDC_ISSUER!r}")

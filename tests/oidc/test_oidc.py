@@ -289,3 +289,18 @@ def test_settings__oidc_misconfigured__fails_at_start_saying_what(tmp_path, env,
     result = _settings_from({**good, **env}, tmp_path)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr and says in result.stderr
+
+
+def test_oidc_sign_in__many_refused_from_one_address__others_still_sign_in(client, oidc, settings):
+    # Given the sign-in lockout (django-axes) counts failed password sign-ins per address
+    assert settings.AXES_ENABLED and settings.AXES_FAILURE_LIMIT == 5
+    oidc.add_user("nina", groups=["contractors"])
+    oidc.sign_in_as("nina")
+    # When more people than the limit are refused through the provider from one office address
+    for _ in range(settings.AXES_FAILURE_LIMIT + 1):
+        assert _through_provider(client).status_code == 403
+    # Then someone with a role still signs in from there: the provider's refusals are no
+    # password guesses (the provider guards its own sign-in)
+    oidc.sign_in_as("rita")
+    assert _through_provider(client).status_code == 302
+    assert _signed_in_as(client) == "rita"
