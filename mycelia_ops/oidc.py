@@ -44,16 +44,15 @@ from mycelia_ops import roles
 
 logger = logging.getLogger(__name__)
 
-# The Django group each role of OIDC_ROLE_GROUPS stands for. "Administrators" is created on
-# first use when no migration made it yet.
-ADMINISTRATORS = getattr(roles, "ADMINISTRATORS", "Administrators")
+# The Django group each role of OIDC_ROLE_GROUPS stands for (made by migrations; created here
+# if missing all the same).
 ROLE_GROUPS = {
-    "administrators": ADMINISTRATORS,
+    "administrators": roles.ADMINISTRATORS,
     "release_managers": roles.RELEASE_MANAGERS,
     "stakeholders": roles.STAKEHOLDERS,
 }
 ROLE_LABELS = {
-    ADMINISTRATORS: "administrator",
+    roles.ADMINISTRATORS: "administrator",
     roles.RELEASE_MANAGERS: "release manager",
     roles.STAKEHOLDERS: "stakeholder",
 }
