@@ -126,7 +126,7 @@ def test_seed_demo__makes_its_own_passwords_and_keeps_them(tmp_path):
     second = _manage("seed", "--demo", env={}, tmp_path=tmp_path)
     assert first.returncode == 0, first.stderr
     login_lines = [line for line in first.stdout.splitlines() if "login " in line]
-    assert len(login_lines) == 2
+    assert len(login_lines) == 3  # admin, release manager, stakeholder
     assert login_lines == [line for line in second.stdout.splitlines() if "login " in line]
     assert "Playbook: 5 template(s) loaded." in first.stdout
 
