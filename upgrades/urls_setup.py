@@ -26,6 +26,7 @@ urlpatterns = [
     path("hooks/<int:hook_id>/test/", views.hook_test, name="hook_test"),
     path("hook-tests/<int:test_id>/", views.hook_test_detail, name="hook_test_detail"),
     path("playbooks/", views.template_list, name="templates"),
+    path("playbooks/load/", views.playbook_load, name="playbook_load"),
     path("playbooks/<int:template_id>/", views.template_detail, name="template"),
     path("playbooks/<int:template_id>/phases/", views.phase_create, name="phase_create"),
     path("phases/<int:phase_id>/", views.phase_edit, name="phase"),

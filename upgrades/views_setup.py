@@ -313,6 +313,18 @@ def slo_save(request: HttpRequest, environment_id: int) -> HttpResponse:
 # --- playbook templates ----------------------------------------------------------------------
 
 
+@require_POST
+@administrator_required
+def playbook_load(request: HttpRequest) -> HttpResponse:
+    written = setup.playbook_load(by=request.user)
+    messages.success(
+        request,
+        f"The playbook's {written} templates are loaded." if written
+        else "The playbook's templates were all there already; nothing changed.",
+    )  # fmt: skip
+    return _back(request, reverse("setup:templates"))
+
+
 @require_GET
 @administrator_required
 def template_list(request: HttpRequest) -> HttpResponse:

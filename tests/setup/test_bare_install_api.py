@@ -56,3 +56,35 @@ def test_bare_install__playbook_curl_and_ofrep__answer_as_documented(client):
     missing = client.post("/api/feature-flags/enable", {"name": "feature-name", "environment": "eu"},
                           content_type="application/json", **bearer)  # fmt: skip
     assert missing.status_code == 404 and "eu" in missing.json()["error"]
+
+
+def test_bare_install__playbook_loaded_from_the_set_up_page__a_release_manager_creates_an_upgrade(
+    client, administrator, manager
+):
+    from upgrades.models import PlaybookTemplate, Upgrade
+
+    # Given: a bare install with no playbook, and an environment an administrator added
+    client.force_login(administrator)
+    assert not PlaybookTemplate.objects.exists()
+    client.post(reverse("setup:environment_create"), {
+        "name": "Staging", "slug": "staging", "kind": "staging", "health_path": "/health",
+        "status_path": "/ops/status.json", "request_timeout_seconds": "5",
+    })  # fmt: skip
+    start = client.get(reverse("setup:start")).content.decode()
+    assert reverse("setup:playbook_load") in start
+
+    # When: the administrator loads the playbook (twice: the second changes nothing)
+    assert client.post(reverse("setup:playbook_load")).status_code == 302
+    count = PlaybookTemplate.objects.count()
+    client.post(reverse("setup:playbook_load"))
+
+    # Then: the templates exist once, and a release manager can create an upgrade from one
+    assert count == PlaybookTemplate.objects.count() == 5
+    client.force_login(manager)
+    environment = Environment.objects.get(slug="staging")
+    response = client.post(reverse("upgrades:create"), {
+        "upgrade_type": "minor", "title": "First real upgrade", "environment": environment.pk,
+        "version_from": "1.4.2", "version_to": "1.5.0",
+    })  # fmt: skip
+    assert response.status_code == 302, response.context["form"].errors
+    assert Upgrade.objects.get(title="First real upgrade").steps.exists()

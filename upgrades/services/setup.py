@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 
+from comms import services as comms_services
 from mycelia_ops.errors import BadInput, Conflict
 from upgrades.models import (
     CommonIssue,
@@ -36,6 +37,7 @@ from upgrades.models import (
     Upgrade,
 )
 from upgrades.services.environments import environment_flags_sync
+from upgrades.services.playbook import playbook_seed
 
 PLACEHOLDERS = frozenset({"version", "backup_path", "output_path"})
 CHECK_CONFIG_KEYS = frozenset(
@@ -422,6 +424,17 @@ def slo_save(
 
 
 # --- playbook templates ----------------------------------------------------------------------
+
+
+def playbook_load(*, by: Any) -> int:
+    """Load the playbook's templates, common issues and message templates where they are missing
+    (what `manage.py seed` does; nothing that exists is changed). Returns the templates written."""
+    written = playbook_seed(reset=False)
+    comms_services.comms_seed()
+    if written:
+        setup_record(by=by, subject=SetupSubject.TEMPLATE, obj=None, verb="loaded",
+                     label=f"The playbook's templates ({written})")  # fmt: skip
+    return written
 
 
 def template_save(*, template: PlaybookTemplate, by: Any, data: dict[str, Any]) -> None:
