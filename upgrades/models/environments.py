@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from upgrades.runners.prometheus import PrometheusAuth, secret_file_read
+
 
 class EnvironmentKind(models.TextChoices):
     STAGING = "staging", "Staging"
@@ -44,6 +46,32 @@ class Environment(models.Model):
         "progress update each time a checklist phase finishes.",
     )
 
+    # The metrics source: SLO thresholds with a PromQL query are read from this Prometheus;
+    # the others (and every threshold when it is blank) from the status document.
+    prometheus_url = models.URLField(
+        "Prometheus URL",
+        blank=True,
+        help_text="Base URL of the Prometheus that holds this environment's metrics, e.g. "
+        "http://prometheus:9090. Blank: SLOs are read from the status document only.",
+    )
+    prometheus_timeout_seconds = models.FloatField(
+        "Prometheus timeout (seconds)", default=5.0, validators=[MinValueValidator(0.1)]
+    )
+    prometheus_bearer_token_file = models.CharField(
+        "Prometheus bearer token file",
+        max_length=500,
+        blank=True,
+        help_text="Path to a file holding a bearer token (read at each query, never shown).",
+    )
+    prometheus_username = models.CharField("Prometheus user name", max_length=150, blank=True)
+    prometheus_password_file = models.CharField(
+        "Prometheus password file",
+        max_length=500,
+        blank=True,
+        help_text="Path to a file holding the basic-auth password (read at each query, never "
+        "shown).",
+    )
+
     public_status = models.BooleanField(
         "shown on the status page",
         null=True,
@@ -65,6 +93,18 @@ class Environment(models.Model):
         if self.public_status is not None:
             return self.public_status
         return self.kind == EnvironmentKind.PRODUCTION
+
+    @property
+    def uses_prometheus(self) -> bool:
+        return bool(self.prometheus_url)
+
+    def prometheus_auth(self) -> PrometheusAuth:
+        """The credentials from their files; raises SecretFileError naming an unreadable file."""
+        return PrometheusAuth(
+            bearer_token=secret_file_read(self.prometheus_bearer_token_file),
+            username=self.prometheus_username,
+            password=secret_file_read(self.prometheus_password_file),
+        )
 
     @property
     def health_url(self) -> str:
@@ -141,9 +181,18 @@ class SloThreshold(models.Model):
     )
     metric = models.CharField(max_length=30, choices=SloMetric.choices)
     operator = models.CharField(
-        max_length=2, choices=[("<=", "at most"), (">=", "at least")], default="<="
+        max_length=2,
+        choices=[("<=", "at most"), ("<", "under"), (">=", "at least"), (">", "over")],
+        default="<=",
     )
     limit = models.FloatField()
+    query = models.TextField(
+        "PromQL query",
+        blank=True,
+        help_text="Read this figure from the environment's Prometheus with an instant query "
+        'that returns one number, e.g. sum(rate(http_requests_total{code=~"5.."}[5m])) / '
+        "sum(rate(http_requests_total[5m])). Blank: read it from the status document.",
+    )
 
     class Meta:
         ordering = ["environment", "metric"]
@@ -154,4 +203,5 @@ class SloThreshold(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_metric_display()} {self.operator} {self.limit}"
+        source = " (Prometheus)" if self.query else ""
+        return f"{self.get_metric_display()} {self.operator} {self.limit}{source}"
