@@ -12,6 +12,7 @@ from upgrades.models.environments import (
     SloThreshold,
 )
 from upgrades.models.freezes import DeploymentFreeze, FreezeEvent, FreezeEventKind
+from upgrades.models.hosts import EnvironmentHost
 from upgrades.models.lifecycle import (
     ACTIONS_NEEDING_REASON,
     Action,
@@ -108,6 +109,7 @@ __all__ = [
     "ChecklistStep",
     "EmergencyKind",
     "Environment",
+    "EnvironmentHost",
     "EnvironmentKind",
     "EnvironmentOperation",
     "EventKind",

@@ -134,6 +134,7 @@ class Operation(models.TextChoices):
 
 class HookMode(models.TextChoices):
     COMMAND = "command", "Command"
+    SSH = "ssh", "Command on a host (SSH)"
     WEBHOOK = "webhook", "Webhook (HTTP POST)"
 
 
@@ -151,6 +152,14 @@ class EnvironmentOperation(models.Model):
         blank=True,
         help_text='An argument list, run without a shell: ["pnpm", "run", "diagnose"]. '
         "{version}, {backup_path} and {output_path} are filled in where an action has them.",
+    )
+    host = models.ForeignKey(
+        "upgrades.EnvironmentHost",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="hooks",
+        help_text="Where an SSH command runs (mode ssh).",
     )
     webhook_url = models.URLField(blank=True)
     webhook_secret_header = models.CharField(max_length=100, blank=True)
