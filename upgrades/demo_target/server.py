@@ -7,8 +7,10 @@ POST /rollback          {} or {"version": "x.y.z"}; back to the previous version
 GET  /faults            the fault switches
 POST /faults            {"slow": true, "slow_seconds": 2, ...} switches some of them
 GET  /logs?lines=N      recent log lines, as JSON lines
+GET  /metrics           Prometheus metrics that the faults move (upgrades/demo_target/metrics.py)
 
-/faults and /logs are never slowed, so a demo (or a test) can always switch the faults off.
+/faults, /logs and /metrics are never slowed, so a demo (or a test) can always switch the faults
+off, and a scrape sees the slowness in the latency histogram instead of timing out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from upgrades.demo_target.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from upgrades.demo_target.metrics import DemoMetrics
 from upgrades.demo_target.state import (
     DeployFailed,
     NothingToRollBack,
@@ -35,7 +39,7 @@ from upgrades.demo_target.state import (
 SECRET_ENV = "MYCELIA_DEMO_SECRET"
 SECRET_HEADER = "X-Mycelia-Secret"
 MAX_BODY_BYTES = 64 * 1024
-UNSLOWED_PATHS = ("/faults", "/logs")
+UNSLOWED_PATHS = ("/faults", "/logs", "/metrics")
 
 
 class DemoServer(ThreadingHTTPServer):
@@ -55,6 +59,7 @@ class DemoServer(ThreadingHTTPServer):
         self.store = store
         self.secret = secret
         self.quiet = quiet
+        self.metrics = DemoMetrics()
 
     @property
     def url(self) -> str:
@@ -142,6 +147,8 @@ class DemoHandler(BaseHTTPRequestHandler):
                 self._json(HTTPStatus.OK, status_document(state))
         elif url.path == "/faults":
             self._json(HTTPStatus.OK, state["faults"])
+        elif url.path == "/metrics":
+            self._send(HTTPStatus.OK, self.server.metrics.exposition(state), METRICS_CONTENT_TYPE)
         elif url.path == "/logs":
             try:
                 lines = max(int(parse_qs(url.query).get("lines", ["50"])[0]), 0)
