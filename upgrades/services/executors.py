@@ -92,7 +92,7 @@ def _run_hook(
     payload: dict[str, Any] | None = None,
     control: RunControl | None = None,
 ) -> tuple[Outcome, Any]:
-    """Carry out one environment operation, as a command or a webhook, as staff set it up.
+    """Carry out one environment operation, as a command or a webhook, as an administrator set it up.
     A webhook carries the attempt's idempotency key; a command gets it as MYCELIA_RUN_KEY,
     reports its process group as it starts and is stopped when the control says so."""
     control = control or RunControl()
@@ -104,7 +104,7 @@ def _run_hook(
         return (
             Outcome(
                 RunStatus.ERROR,
-                f"{environment.name} has no “{label}” operation set up: staff add it in the admin.",
+                f"{environment.name} has no “{label}” operation set up: an administrator adds it under Set-up.",
             ),
             None,
         )
@@ -239,7 +239,7 @@ def _slo(
     if not thresholds:
         return Outcome(
             RunStatus.ERROR,
-            f"{environment.name} has no SLO thresholds: staff set them in the admin.",
+            f"{environment.name} has no SLO thresholds: an administrator sets them under Set-up.",
         )
     failed, document = _status_document(run, environment)
     if failed:
