@@ -164,6 +164,40 @@ STORAGES = {
 }
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 
+# Artifacts (backups, log captures): written by workers, downloaded through the web processes, so
+# both must see the same storage (docs/artifacts.md). "filesystem" keeps them under MEDIA_ROOT
+# (one host, or one volume mounted by web and worker alike); "s3" puts them in an S3-compatible
+# bucket any node can reach.
+ARTIFACTS_STORAGE = env_str("ARTIFACTS_STORAGE", "filesystem") or "filesystem"
+if ARTIFACTS_STORAGE == "filesystem":
+    # No fixed location: FileSystemStorage follows MEDIA_ROOT (names start with "artifacts/").
+    STORAGES["artifacts"] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+elif ARTIFACTS_STORAGE == "s3":
+    _bucket = env_str("ARTIFACTS_S3_BUCKET", "")
+    if not _bucket:
+        raise ImproperlyConfigured("ARTIFACTS_STORAGE=s3 needs ARTIFACTS_S3_BUCKET")
+    STORAGES["artifacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": _bucket,
+            "endpoint_url": env_str("ARTIFACTS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("ARTIFACTS_S3_REGION", "") or None,
+            # None: boto3 finds credentials itself (an instance role, ~/.aws, AWS_* variables).
+            "access_key": env_str("AWS_ACCESS_KEY_ID", "") or None,
+            "secret_key": env_str("AWS_SECRET_ACCESS_KEY", "") or None,
+            "default_acl": None,  # private, as the bucket's policy says
+            "querystring_auth": True,
+            "file_overwrite": False,  # two backups with one name both keep their file
+            # A download is read through a temporary file that spills to disk past 8 MiB, so a
+            # large backup never sits whole in a web process's memory.
+            "max_memory_size": 8 * 1024 * 1024,
+        },
+    }
+else:
+    raise ImproperlyConfigured(
+        f"ARTIFACTS_STORAGE must be filesystem or s3, not {ARTIFACTS_STORAGE!r}"
+    )
+
 # Security: secure cookies and headers whenever the site is served over HTTPS (production).
 SECURE_SSL = env_bool("SECURE_SSL", False)
 SESSION_COOKIE_SECURE = SECURE_SSL

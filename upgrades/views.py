@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -13,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from mycelia_ops.roles import release_manager_required, viewer_required
 from upgrades import selectors, services
+from upgrades import storage as artifact_storage
 from upgrades.forms import UpgradeCreateForm
 from upgrades.models import (
     TYPE_PROFILES,
@@ -157,11 +156,20 @@ def run_log(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpResponse:
 @require_GET
 @release_manager_required
 def artifact_download(request: HttpRequest, upgrade_id: int, artifact_id: int) -> HttpResponse:
+    """The artifact streamed from the artifacts storage (any web process can serve what any worker
+    stored), verified as it streams: the last chunk leaves only after the whole file matched its
+    sha256, so a changed file ends the download short of its Content-Length (upgrades.storage)."""
     artifact = get_object_or_404(Artifact, pk=artifact_id, upgrade_id=upgrade_id)
-    path = Path(artifact.path)
-    if not path.is_file():
-        raise Http404(f"The file of {artifact.name} is no longer on disk.")
-    return FileResponse(path.open("rb"), as_attachment=True, filename=artifact.name)
+    try:
+        reader = artifact_storage.artifact_open(
+            storage_name=artifact.storage_name, sha256=artifact.sha256,
+            size_bytes=artifact.size_bytes, label=artifact.name, legacy_path=artifact.path,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise Http404(f"The file of {artifact.name} is no longer kept.") from None
+    response = FileResponse(reader, as_attachment=True, filename=artifact.name)
+    response["Content-Length"] = str(artifact.size_bytes)
+    return response
 
 
 # --- lessons and the dashboard (the upgrade page and its forms: views_page.py) -----------------

@@ -154,7 +154,11 @@ class Artifact(models.Model):
     )
     kind = models.CharField(max_length=20, choices=ArtifactKind.choices)
     name = models.CharField(max_length=300)
+    # Where the file is, for people and hooks: its path in a filesystem storage, an s3:// URI in
+    # an object store (before storage_name existed: the worker's own path).
     path = models.CharField(max_length=1000)
+    # Its name in the artifacts storage (upgrades.storage); empty for files written before.
+    storage_name = models.CharField(max_length=1000, blank=True, default="")
     sha256 = models.CharField(max_length=64)
     size_bytes = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(default=timezone.now)

@@ -6,17 +6,20 @@ Each executor returns an Outcome; it never writes the run row itself (runs.py do
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
-from upgrades import runners
+from upgrades import runners, storage
 from upgrades.models import (
+    Artifact,
     CheckRun,
     Environment,
     EnvironmentOperation,
@@ -70,9 +73,9 @@ class Outcome:
 
 
 def _artifact_dir(run: CheckRun) -> Path:
-    folder = Path(settings.MEDIA_ROOT) / "artifacts" / f"upgrade-{run.upgrade_id}"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    """A local scratch folder of the worker's for one run's files (hooks write to a local path);
+    what is kept goes to the artifacts storage (upgrades.storage) and the folder is removed."""
+    return Path(tempfile.mkdtemp(prefix=f"mycelia-upgrade-{run.upgrade_id}-run-{run.pk}-"))
 
 
 def _stamp() -> str:
@@ -271,10 +274,16 @@ def _backup(
     ]  # fmt: skip
     folder = _artifact_dir(run)
     outcomes: list[Outcome] = []
-    for what in wanted:
-        outcomes.append(_one_backup(what, run, environment, folder, on_output, control))
-        if outcomes[-1].status == RunStatus.CANCELLED:
-            break
+    try:
+        for what in wanted:
+            try:
+                outcomes.append(_one_backup(what, run, environment, folder, on_output, control))
+            except _NotStored as exc:
+                outcomes.append(Outcome(RunStatus.ERROR, str(exc)))
+            if outcomes[-1].status == RunStatus.CANCELLED:
+                break
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     artifacts = [a for o in outcomes for a in o.artifacts]
     bad = [o for o in outcomes if o.status != RunStatus.PASSED]
     if bad:
@@ -287,16 +296,26 @@ def _backup(
     )
 
 
-def _file_artifact(kind: str, path: Path) -> dict[str, Any]:
-    import hashlib
+class _NotStored(Exception):
+    """The artifacts storage refused or could not be reached: the backup is not kept."""
 
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+
+def _file_artifact(kind: str, path: Path, run: CheckRun) -> dict[str, Any]:
+    """Stream a file the run wrote locally into the artifacts storage (hashed on the way) and
+    describe it for the Artifact row; the local file is removed."""
+    try:
+        stored = storage.artifact_store(local_path=path, upgrade_id=run.upgrade_id)
+    except Exception as exc:  # noqa: BLE001 - whatever the storage raised, said to people
+        raise _NotStored(
+            f"{path.name} was written but could not be kept in the artifacts storage: {exc}"
+        ) from exc
     return {
         "kind": kind,
         "name": path.name,
-        "path": str(path),
-        "sha256": digest,
-        "size_bytes": path.stat().st_size,
+        "path": stored.where,
+        "storage_name": stored.storage_name,
+        "sha256": stored.sha256,
+        "size_bytes": stored.size_bytes,
     }
 
 
@@ -313,13 +332,7 @@ def _one_backup(
         )
         if not archive.path:
             return Outcome(RunStatus.FAILED, archive.reason)
-        artifact = {
-            "kind": "config_archive",
-            "name": Path(archive.path).name,
-            "path": archive.path,
-            "sha256": archive.sha256,
-            "size_bytes": archive.size_bytes,
-        }
+        artifact = _file_artifact("config_archive", Path(archive.path), run)
         return Outcome(RunStatus.PASSED, archive.reason, artifacts=[artifact])
     if what == Operation.LOG_TAIL:
         outcome, _ = _run_hook(
@@ -332,7 +345,7 @@ def _one_backup(
         return Outcome(
             RunStatus.PASSED,
             f"Log tail saved ({path.stat().st_size} bytes)",
-            artifacts=[_file_artifact("log_tail", path)],
+            artifacts=[_file_artifact("log_tail", path, run)],
         )
     if what == Operation.DB_BACKUP:
         path = folder / f"db-backup-{stamp}.dump"
@@ -348,10 +361,11 @@ def _one_backup(
             return outcome
         if not path.exists():
             return Outcome(RunStatus.FAILED, "The database backup hook wrote no file.")
+        size = path.stat().st_size
         return Outcome(
             RunStatus.PASSED,
-            f"Database backed up ({path.stat().st_size} bytes)",
-            artifacts=[_file_artifact("db_backup", path)],
+            f"Database backed up ({size} bytes)",
+            artifacts=[_file_artifact("db_backup", path, run)],
         )
     return Outcome(RunStatus.ERROR, f"Unknown backup {what!r}.")
 
@@ -419,6 +433,20 @@ def _deploy(
     return _with_running_version(outcome, environment)
 
 
+@contextmanager
+def _local_backup(kept: Artifact | None, backup_path: str) -> Iterator[str]:
+    """A backup as a local path for the restore hook: a verified copy from the artifacts storage,
+    or, for a backup kept before artifacts went to a storage, its path as recorded."""
+    if kept is None:
+        yield backup_path
+        return
+    with storage.artifact_local_copy(
+        storage_name=kept.storage_name, sha256=kept.sha256, size_bytes=kept.size_bytes,
+        label=kept.name,
+    ) as local:  # fmt: skip
+        yield str(local)
+
+
 def _rollback(
     run: CheckRun, environment: Environment, on_output: OutputCallback, control: RunControl
 ) -> Outcome:
@@ -433,10 +461,20 @@ def _rollback(
         return _with_running_version(outcome, environment)
     # Database rollback: restore the chosen backup, then verify the data.
     backup_path = run.params.get("backup_path", "")
-    restored, _ = _run_hook(
-        environment, Operation.DB_RESTORE, on_output=on_output,
-        values={"backup_path": backup_path}, payload={"backup_path": backup_path}, control=control,
-    )  # fmt: skip
+    kept = Artifact.objects.filter(
+        upgrade_id=run.upgrade_id, path=backup_path, name=run.params.get("backup_name", "")
+    ).exclude(storage_name="").first()  # fmt: skip
+    try:
+        with _local_backup(kept, backup_path) as local_path:
+            restored, _ = _run_hook(
+                environment, Operation.DB_RESTORE, on_output=on_output,
+                values={"backup_path": local_path}, payload={"backup_path": local_path},
+                control=control,
+            )  # fmt: skip
+    except (storage.ArtifactTampered, FileNotFoundError) as exc:
+        gone = f"{run.params.get('backup_name')} is no longer in the artifacts storage."
+        why = str(exc) if isinstance(exc, storage.ArtifactTampered) else gone
+        return Outcome(RunStatus.ERROR, f"Not restored: {why}")
     if restored.status != RunStatus.PASSED:
         return restored
     verified, _ = _run_hook(
