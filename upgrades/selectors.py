@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
@@ -37,6 +37,7 @@ from upgrades.models import (
     Verdict,
     lifecycle,
 )
+from upgrades.runners import prometheus
 
 
 @dataclass
@@ -181,6 +182,7 @@ class ChartSeries:
     threshold_y: float | None
     max_label: str
     latest: str
+    source: str = ""  # "Prometheus" when the line is drawn from a range query
 
 
 @dataclass
@@ -192,6 +194,42 @@ class MonitoringChart:
     end_label: str
     samples: int
     failing: int
+    prometheus_note: str = ""  # why the Prometheus lines are missing, for people
+    deploy_x: float | None = None  # where the deploy (end of the baseline) sits
+
+
+# Before the deploy, the chart reads Prometheus this far back: the baseline to compare with.
+PROMETHEUS_BASELINE = timedelta(minutes=15)
+PROMETHEUS_CHART_TIMEOUT_S = 2.0  # the page waits at most this long per range query
+PROMETHEUS_CHARTED = ("error_rate", "latency_p95_ms")
+
+
+def _prometheus_ranges(
+    environment: Environment, queries: dict[str, str], start: datetime, end: datetime
+) -> tuple[dict[str, list[tuple[float, float]]], str]:
+    """One range query per charted threshold that has a PromQL query, each with a short
+    timeout; the first failure stops the others (a dead Prometheus costs one timeout) and is
+    returned as a note for people. Never raises."""
+    try:
+        auth = environment.prometheus_auth()
+    except prometheus.SecretFileError as exc:
+        return {}, f"Prometheus did not answer: {exc}."
+    ranges: dict[str, list[tuple[float, float]]] = {}
+    for metric, query in queries.items():
+        answer = prometheus.prometheus_range(
+            base_url=environment.prometheus_url,
+            query=query,
+            start=start,
+            end=end,
+            timeout_s=min(environment.prometheus_timeout_seconds, PROMETHEUS_CHART_TIMEOUT_S),
+            auth=auth,
+        )
+        if answer.outcome == "inconclusive":
+            continue  # no data yet for this one: the samples are drawn instead
+        if answer.outcome != "passed":
+            return ranges, f"Prometheus did not answer ({answer.reason}); showing the samples."
+        ranges[metric] = answer.series[0]
+    return ranges, ""
 
 
 def monitoring_chart(upgrade: Upgrade) -> MonitoringChart | None:
@@ -202,6 +240,8 @@ def monitoring_chart(upgrade: Upgrade) -> MonitoringChart | None:
     if window is None:
         return None
     samples = list(MonitoringSample.objects.filter(upgrade=upgrade).order_by("at")[:2000])
+    environment = upgrade.environment
+    rows = list(environment.slo_thresholds.all())
     live = [s for s in samples if s.phase == SamplePhase.WINDOW]
     baseline = [s for s in samples if s.phase == SamplePhase.BASELINE]
     # From the start of the deployment, so the deploy and flag flips sit on the same axis.
@@ -209,18 +249,33 @@ def monitoring_chart(upgrade: Upgrade) -> MonitoringChart | None:
         [window.started_at, *[s.at for s in live[:1]], upgrade.started_at or window.started_at]
     )
     end = window.ended_at or max([timezone.now(), *[s.at for s in live[-1:]]])
+    deployed_at = upgrade.deployed_at or start
+    queries = {
+        t.metric: t.query
+        for t in rows
+        if t.query and t.metric in PROMETHEUS_CHARTED and environment.prometheus_url
+    }
+    ranges: dict[str, list[tuple[float, float]]] = {}
+    note = ""
+    if queries:
+        # The Prometheus lines start before the deploy: their baseline is what came before.
+        start = min(start, deployed_at) - PROMETHEUS_BASELINE
+        ranges, note = _prometheus_ranges(environment, queries, start, end)
     span = max((end - start).total_seconds(), 1.0)
 
     def x_of(moment) -> float:
         fraction = min(max((moment - start).total_seconds() / span, 0.0), 1.0)
         return round(CHART_PAD + fraction * (CHART_W - 2 * CHART_PAD), 1)
 
-    thresholds = {t.metric: t.limit for t in upgrade.environment.slo_thresholds.all()}
+    thresholds = {t.metric: t.limit for t in rows}
     series = [
-        _series("Error rate", "", "error_rate", live, baseline, thresholds.get("error_rate"), x_of),
+        _series(
+            "Error rate", "", "error_rate", live, baseline, thresholds.get("error_rate"), x_of,
+            ranges.get("error_rate"), deployed_at,
+        ),
         _series(
             "Latency p95", " ms", "latency_p95_ms", live, baseline,
-            thresholds.get("latency_p95_ms"), x_of,
+            thresholds.get("latency_p95_ms"), x_of, ranges.get("latency_p95_ms"), deployed_at,
         ),
     ]  # fmt: skip
     events = UpgradeEvent.objects.filter(
@@ -239,12 +294,23 @@ def monitoring_chart(upgrade: Upgrade) -> MonitoringChart | None:
         end_label=timezone.localtime(end).strftime("%d %b %H:%M"),
         samples=len(live),
         failing=sum(1 for s in live if not s.passed),
+        prometheus_note=note,
+        deploy_x=x_of(deployed_at) if queries else None,
     )
 
 
-def _series(title, unit, field_name, live, baseline, threshold, x_of) -> ChartSeries:
+def _series(
+    title, unit, field_name, live, baseline, threshold, x_of, prom_range=None, deployed_at=None
+) -> ChartSeries:
+    """One chart: the samples as dots; the line from Prometheus's range when there is one
+    (its baseline the mean before the deploy), else through the samples."""
     values = [getattr(s, field_name) for s in live if getattr(s, field_name) is not None]
     base_values = [getattr(s, field_name) for s in baseline if getattr(s, field_name) is not None]
+    if prom_range:
+        cut = deployed_at.timestamp() if deployed_at else 0
+        before = [value for at, value in prom_range if at < cut]
+        base_values = before or base_values
+        values = [*values, *(value for _, value in prom_range)]
     base = sum(base_values) / len(base_values) if base_values else None
     top = max([*values, base or 0, threshold or 0, 1e-9]) * 1.15
 
@@ -253,15 +319,23 @@ def _series(title, unit, field_name, live, baseline, threshold, x_of) -> ChartSe
 
     points = [(x_of(s.at), y_of(getattr(s, field_name)), s.passed) for s in live
               if getattr(s, field_name) is not None]  # fmt: skip
+    line = " ".join(f"{x},{y}" for x, y, _ in points)
+    latest = values[-1] if values else None
+    if prom_range:
+        line = " ".join(
+            f"{x_of(datetime.fromtimestamp(at, tz=UTC))},{y_of(value)}" for at, value in prom_range
+        )
+        latest = prom_range[-1][1]
     return ChartSeries(
         title=title,
         unit=unit,
-        points=" ".join(f"{x},{y}" for x, y, _ in points),
+        points=line,
         dots=points,
         baseline_y=y_of(base) if base is not None else None,
         threshold_y=y_of(threshold) if threshold is not None else None,
         max_label=f"{top:.3g}{unit}",
-        latest=f"{values[-1]:.3g}{unit}" if values else "—",
+        latest=f"{latest:.3g}{unit}" if latest is not None else "—",
+        source="Prometheus" if prom_range else "",
     )
 
 

@@ -263,10 +263,9 @@ def prometheus_threshold_check(
         held = condition_holds(result.value, {"op": op, "value": limit})
     except ConditionError as exc:
         return PrometheusQueryResult("error", f"Cannot judge {name}: {exc}", result.value)
-    verdict = "within" if held else "out of SLO"
     return PrometheusQueryResult(
         "passed" if held else "failed",
-        f"{name} is {result.value:.6g}, wanted {op} {limit:g} ({verdict}, from Prometheus)",
+        f"{name} is {result.value:.6g} in Prometheus, wanted {op} {limit:g}",
         result.value,
         result.latency_ms,
         1,
@@ -318,3 +317,65 @@ def prometheus_range(
     return PrometheusRangeResult(
         "passed", f"{len(series)} series over {span:.0f} s", series, latency_ms
     )
+
+
+@dataclass(frozen=True)
+class PrometheusSloEvaluation:
+    outcome: Outcome
+    reason: str
+    figures: dict[str, float | None] = field(default_factory=dict)
+    breaches: list[dict[str, Any]] = field(default_factory=list)
+    no_data: list[str] = field(default_factory=list)
+
+
+def prometheus_slo_evaluate(
+    *,
+    base_url: str,
+    thresholds: list[tuple[str, str, float, str]],
+    timeout_s: float,
+    auth: PrometheusAuth | None = None,
+) -> PrometheusSloEvaluation:
+    """Hold each ``(metric, op, limit, query)`` to its condition, one instant query each.
+
+    failed when any figure breaks its threshold (a breach is certain whatever the others say);
+    else error when a query could not be run (the reasons name it); else inconclusive when a
+    query returned no data; passed only when every query returned a figure within its limit.
+    """
+    if not base_url:
+        return PrometheusSloEvaluation(
+            "error", "SLO thresholds have PromQL queries but the environment has no Prometheus URL"
+        )
+    results = [
+        (metric, op, limit, prometheus_threshold_check(
+            base_url=base_url, query=query, op=op, limit=limit, name=metric,
+            timeout_s=timeout_s, auth=auth,
+        ))
+        for metric, op, limit, query in thresholds
+    ]  # fmt: skip
+    figures = {metric: result.value for metric, _, _, result in results}
+    breaches = [
+        {"metric": metric, "op": op, "limit": limit, "value": result.value, "source": "prometheus"}
+        for metric, op, limit, result in results
+        if result.outcome == "failed"
+    ]
+    no_data = [metric for metric, _, _, result in results if result.outcome == "inconclusive"]
+    outcomes = {result.outcome for *_, result in results}
+    if "failed" in outcomes:
+        outcome: Outcome = "failed"
+    elif "timed_out" in outcomes:
+        outcome = "timed_out"
+    elif "error" in outcomes:
+        outcome = "error"
+    elif "inconclusive" in outcomes:
+        outcome = "inconclusive"
+    else:
+        outcome = "passed"
+    if outcome == "passed":
+        reason = f"Within SLO on {len(results)} Prometheus threshold(s): " + "; ".join(
+            result.reason for *_, result in results
+        )
+    else:
+        reason = "; ".join(result.reason for *_, result in results if result.outcome != "passed")
+        if outcome == "failed":
+            reason = f"Out of SLO: {reason}"
+    return PrometheusSloEvaluation(outcome, reason, figures, breaches, no_data)

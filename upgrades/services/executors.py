@@ -28,6 +28,7 @@ from upgrades.models import (
     RunStatus,
     StepKind,
 )
+from upgrades.runners import prometheus
 
 OutputCallback = Callable[[str], None]
 
@@ -238,20 +239,60 @@ def _slo(
 ) -> Outcome:
     if run.params.get("source") == "command":
         return _run_hook(environment, Operation.SLO_CHECK, on_output=on_output, control=control)[0]
-    thresholds = [(t.metric, t.operator, t.limit) for t in environment.slo_thresholds.all()]
-    if not thresholds:
+    every = list(environment.slo_thresholds.all())
+    if not every:
         return Outcome(
             RunStatus.ERROR,
             f"{environment.name} has no SLO thresholds: an administrator sets them under Set-up.",
         )
-    failed, document = _status_document(run, environment)
-    if failed:
-        return failed
-    figures = runners.status_json_evaluate(document).figures
-    evaluation = runners.slo_evaluate(
-        figures=figures.get("overall", figures), thresholds=thresholds
+    # Thresholds with a PromQL query are read from Prometheus (an instant query each); the
+    # others from the status document. No data from Prometheus is inconclusive, never a pass.
+    queried = [(t.metric, t.operator, t.limit, t.query) for t in every if t.query]
+    thresholds = [(t.metric, t.operator, t.limit) for t in every if not t.query]
+    outcome = None
+    if thresholds:
+        failed, document = _status_document(run, environment)
+        if failed:
+            return failed
+        figures = runners.status_json_evaluate(document).figures
+        evaluation = runners.slo_evaluate(
+            figures=figures.get("overall", figures), thresholds=thresholds
+        )
+        outcome = Outcome.of(evaluation, **figures.get("overall", {}), breaches=evaluation.breaches)
+        if not queried:
+            return outcome
+    try:
+        auth = environment.prometheus_auth()
+    except prometheus.SecretFileError as exc:
+        return Outcome(RunStatus.ERROR, f"Prometheus of {environment.name}: {exc}")
+    from_prometheus = prometheus.prometheus_slo_evaluate(
+        base_url=environment.prometheus_url,
+        thresholds=queried,
+        timeout_s=float(run.params.get("timeout", environment.prometheus_timeout_seconds)),
+        auth=auth,
     )
-    return Outcome.of(evaluation, **figures.get("overall", {}), breaches=evaluation.breaches)
+    measured = {**from_prometheus.figures, "source": "prometheus"}
+    if from_prometheus.no_data:
+        measured["no_data"] = from_prometheus.no_data
+    queried_outcome = Outcome.of(from_prometheus, **measured, breaches=from_prometheus.breaches)
+    if outcome is None:
+        return queried_outcome
+    # Both sources: the worse outcome leads (a breach anywhere fails), both reasons are kept.
+    rank = [RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.ERROR, RunStatus.INCONCLUSIVE]
+    worse = min(
+        (outcome, queried_outcome),
+        key=lambda o: rank.index(o.status) if o.status in rank else len(rank),
+    )
+    return Outcome(
+        worse.status,
+        f"{outcome.reason}; {queried_outcome.reason}",
+        {
+            **outcome.measured,
+            **measured,
+            "source": "status document and prometheus",
+            "breaches": [*outcome.measured["breaches"], *from_prometheus.breaches],
+        },
+    )
 
 
 def _command(

@@ -29,6 +29,7 @@ from upgrades.models import (
     UpgradeStatus,
     UpgradeType,
 )
+from upgrades.runners import prometheus
 from upgrades.services.checklist import Conflict, InvalidInput, status_move
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def _open_window_locked(upgrade: Upgrade) -> MonitoringWindow:
 
 
 def _measure(upgrade: Upgrade) -> dict[str, Any]:
-    """One look at the environment: /health, then /ops/status.json held to the SLO thresholds."""
+    """One look at the environment: /health, then /ops/status.json held to the SLO thresholds,
+    and Prometheus for the thresholds that have a PromQL query."""
     environment = upgrade.environment
     timeout = environment.request_timeout_seconds
     health = runners.http_probe(url=environment.health_url, timeout_s=timeout)
@@ -149,15 +151,45 @@ def _measure(upgrade: Upgrade) -> dict[str, Any]:
         latency_p95_ms=overall.get("latency_p95_ms"),
         availability=overall.get("availability"),
     )
-    thresholds = [(t.metric, t.operator, t.limit) for t in environment.slo_thresholds.all()]
+    every = list(environment.slo_thresholds.all())
+    thresholds = [(t.metric, t.operator, t.limit) for t in every if not t.query]
     if overall and thresholds:
         slo = runners.slo_evaluate(figures=overall, thresholds=thresholds)
         sample["slo_ok"] = slo.outcome == "passed"
         reasons.append(slo.reason)
     elif thresholds:
         sample["slo_ok"] = False
+    queried = [(t.metric, t.operator, t.limit, t.query) for t in every if t.query]
+    if queried:
+        from_prometheus = _measure_prometheus(environment, queried)
+        # Prometheus's figures stand in for the status document's, metric by metric.
+        sample.update({m: v for m, v in from_prometheus.figures.items() if m in PROMETHEUS_SAMPLED})
+        # No data, or Prometheus not answering, is not a pass: the sample fails and counts
+        # towards the guard's limit (like a status document that cannot be read).
+        sample["slo_ok"] = sample["slo_ok"] is not False and from_prometheus.outcome == "passed"
+        prefix = "" if from_prometheus.outcome in ("passed", "failed") else "inconclusive: "
+        reasons.append(prefix + from_prometheus.reason)
     sample["reason"] = "; ".join(r for r in reasons if r)[:500]
     return sample
+
+
+PROMETHEUS_SAMPLED = ("error_rate", "latency_p95_ms", "availability")
+
+
+def _measure_prometheus(
+    environment: Any, queried: list[tuple[str, str, float, str]]
+) -> prometheus.PrometheusSloEvaluation:
+    """The SLO thresholds that have a PromQL query, each read with an instant query now."""
+    try:
+        auth = environment.prometheus_auth()
+    except prometheus.SecretFileError as exc:
+        return prometheus.PrometheusSloEvaluation("error", f"Prometheus: {exc}")
+    return prometheus.prometheus_slo_evaluate(
+        base_url=environment.prometheus_url,
+        thresholds=queried,
+        timeout_s=environment.prometheus_timeout_seconds,
+        auth=auth,
+    )
 
 
 def monitoring_baseline_take(*, upgrade_id: int) -> MonitoringSample:
