@@ -28,6 +28,7 @@ from upgrades.runners.evaluate import (
     status_json_evaluate,
 )
 from upgrades.runners.http import HttpProbeResult, WebhookResult, http_probe, webhook_post
+from upgrades.runners.ssh import SshSetupProblem, SshTarget, ssh_command_run
 
 __all__ = [
     "BODY_CAP_BYTES",
@@ -42,6 +43,8 @@ __all__ = [
     "HttpProbeResult",
     "Outcome",
     "SloEvaluation",
+    "SshSetupProblem",
+    "SshTarget",
     "StatusEvaluation",
     "WebhookResult",
     "command_run",
@@ -52,6 +55,7 @@ __all__ = [
     "json_path_get",
     "run_processes_kill",
     "slo_evaluate",
+    "ssh_command_run",
     "status_json_evaluate",
     "webhook_post",
 ]

@@ -1,0 +1,417 @@
+"""Commands run on an environment's host over SSH, as local commands run on the worker: an
+argument list (quoted with ``shlex.join``, never a shell string made of someone's input), a time
+limit, an output cap, live output, cancel, and the remote process group stopped at the limit and
+on request.
+
+Library: paramiko. It is synchronous like every runner here (a worker thread reads, nothing else
+runs an event loop), mature and widely used, and gives exact control of host keys: the
+configured key is the only one known, and ``RejectPolicy`` refuses anything else, so a host is
+never trusted on first use and a changed key fails the run naming both fingerprints.
+
+How the remote process is found and stopped: sshd starts every command in a session of its own
+(``setsid``), so the login shell's pid is also its process group. The command is run as
+``exec sh -c 'echo mycelia-ssh-pid=$$ >&2; exec "$@" 2>&1' mycelia <argv>``: the first stderr
+line names the group, the command's stdout and stderr come merged on stdout, and at the time
+limit, on cancel, or when it exits leaving stragglers, a second channel on the same connection
+runs ``kill -TERM -- -<pgid>`` and, after the grace, ``kill -KILL``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+import re
+import select
+import shlex
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import paramiko
+
+from upgrades.runners._common import _READ_CHUNK, KILL_GRACE_S, Outcome, _seconds
+from upgrades.runners.commands import (
+    RUN_KEY_VARIABLE,
+    RUN_MARK_VARIABLE,
+    CommandResult,
+    _command_label,
+    _last_line,
+    _Output,
+)
+
+PID_MARKER = b"mycelia-ssh-pid="
+FILE_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*_FILE$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+KEY_TYPE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+)$")
+CONNECT_TIMEOUT_S = 15.0
+
+
+class SshSetupProblem(ValueError):
+    """A host's settings cannot work (a host key that is not one, a private key not found)."""
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where and as whom to run: what an EnvironmentHost row says, free of Django."""
+
+    address: str
+    port: int
+    user: str
+    host_key: str  # one public key line: "ssh-ed25519 AAAA... [comment]" (known_hosts too)
+    private_key_file: str  # a path on the worker, or the name of a *_FILE variable holding one
+
+    @property
+    def login(self) -> str:
+        address = f"[{self.address}]" if ":" in self.address else self.address
+        return f"{self.user}@{address}:{self.port}"
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+def host_key_parse(text: str) -> paramiko.PKey:
+    """The public key in one line of a .pub or known_hosts file; SshSetupProblem otherwise."""
+    parts = (text or "").strip().split()
+    for index, part in enumerate(parts[:-1]):
+        if KEY_TYPE.match(part):
+            try:
+                blob = base64.b64decode(parts[index + 1], validate=True)
+                return paramiko.PKey.from_type_string(part, blob)
+            except Exception as exc:  # noqa: BLE001 - binascii, SSHException, ValueError...
+                raise SshSetupProblem(
+                    f"The host key “{part} {parts[index + 1][:16]}…” is not a valid key ({exc})."
+                ) from None
+    raise SshSetupProblem(
+        "The host key is one line such as “ssh-ed25519 AAAAC3Nz…”, as in the host's "
+        "/etc/ssh/ssh_host_ed25519_key.pub or a known_hosts line (ssh-keyscan prints them)."
+    )
+
+
+def key_fingerprint(key: paramiko.PKey) -> str:
+    """SHA256:… as OpenSSH shows it (ssh-keygen -lf)."""
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"SHA256:{digest}"
+
+
+def private_key_path(source: str, environ: Mapping[str, str] | None = None) -> str:
+    """The file that holds the private key: ``source`` itself, or the path held by the
+    ``*_FILE`` variable it names."""
+    source = (source or "").strip()
+    if FILE_VARIABLE.match(source):
+        value = (os.environ if environ is None else environ).get(source, "").strip()
+        if not value:
+            raise SshSetupProblem(
+                f"The private key's variable {source} is not set on the worker: set it to the "
+                "path of the key file (a mounted secret)."
+            )
+        return value
+    if not source.startswith("/"):
+        raise SshSetupProblem(
+            "The private key is an absolute file path on the worker (e.g. "
+            "/run/secrets/mycelia_ssh_key) or a variable name ending in _FILE."
+        )
+    return source
+
+
+def private_key_load(source: str) -> paramiko.PKey:
+    path = private_key_path(source)
+    try:
+        return paramiko.PKey.from_path(path)
+    except FileNotFoundError:
+        raise SshSetupProblem(
+            f"The private key file {path} does not exist on the worker."
+        ) from None
+    except PermissionError:
+        raise SshSetupProblem(f"The worker may not read the private key file {path}.") from None
+    except paramiko.PasswordRequiredException:
+        raise SshSetupProblem(
+            f"The private key in {path} is protected by a passphrase; the worker needs a key "
+            "without one, kept as a secret file."
+        ) from None
+    except (paramiko.SSHException, ValueError, OSError) as exc:
+        raise SshSetupProblem(f"The file {path} does not hold a private key ({exc}).") from None
+
+
+# --- the remote command ------------------------------------------------------------------------
+
+
+def remote_command(
+    argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None
+) -> str:
+    """The one string sent to sshd, every piece of it quoted by shlex.join."""
+    script = 'echo "mycelia-ssh-pid=$$" >&2; '
+    if cwd:
+        script += 'cd "$1" || exit 126; '
+    script += 'shift; exec "$@" </dev/null 2>&1'
+    assignments = [f"{name}={value}" for name, value in (env or {}).items()]
+    command = ["env", *assignments, *argv] if assignments else list(argv)
+    return shlex.join(["exec", "sh", "-c", script, "mycelia", cwd or "", *command])
+
+
+def _kill_script(pgid: int, grace_s: float) -> str:
+    rounds = max(int(grace_s * 10), 1)
+    return (
+        f"p={pgid}; kill -0 -- -$p 2>/dev/null || exit 0; kill -TERM -- -$p 2>/dev/null; i=0; "
+        f"while [ $i -lt {rounds} ] && kill -0 -- -$p 2>/dev/null; do sleep 0.1; i=$((i+1)); "
+        "done; kill -KILL -- -$p 2>/dev/null; exit 0"
+    )
+
+
+def _remote_kill(client: paramiko.SSHClient, pgid: int | None, grace_s: float) -> str:
+    """Stop the remote process group over the same connection; "" when done, else why not."""
+    if pgid is None:
+        return "its process on the host was never named, so it could not be stopped"
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        return "the connection was lost, so its process on the host could not be stopped"
+    try:
+        channel = transport.open_session(timeout=5)
+        channel.settimeout(grace_s + 5)
+        channel.exec_command(_kill_script(pgid, grace_s))
+        channel.recv_exit_status()
+        channel.close()
+    except (paramiko.SSHException, OSError) as exc:
+        return f"stopping its process on the host failed ({exc})"
+    return ""
+
+
+class _Stderr:
+    """Finds the pid line on stderr; anything else there is the command's output too."""
+
+    def __init__(self, output: _Output) -> None:
+        self.output = output
+        self.pending = b""
+        self.pgid: int | None = None
+
+    def take(self, chunk: bytes) -> None:
+        if self.pgid is not None:
+            self.output.take(chunk)
+            return
+        self.pending += chunk
+        while b"\n" in self.pending and self.pgid is None:
+            line, self.pending = self.pending.split(b"\n", 1)
+            if line.startswith(PID_MARKER) and line[len(PID_MARKER) :].strip().isdigit():
+                self.pgid = int(line[len(PID_MARKER) :])
+            else:
+                self.output.take(line + b"\n")
+        if self.pgid is not None and self.pending:
+            self.output.take(self.pending)
+            self.pending = b""
+
+
+def _read_available(channel: paramiko.Channel, output: _Output, stderr: _Stderr) -> None:
+    while channel.recv_stderr_ready():
+        stderr.take(channel.recv_stderr(_READ_CHUNK))
+    while channel.recv_ready():
+        chunk = channel.recv(_READ_CHUNK)
+        if not chunk:
+            break
+        output.take(chunk)
+
+
+def _pump(
+    channel: paramiko.Channel,
+    output: _Output,
+    stderr: _Stderr,
+    deadline: float,
+    should_stop: Callable[[], bool] | None,
+) -> str:
+    """How it ended: exited, deadline, stopped, or lost (the connection closed, no status)."""
+    while True:
+        _read_available(channel, output, stderr)
+        if channel.exit_status_ready():
+            _read_available(channel, output, stderr)
+            return "exited"
+        if should_stop is not None and should_stop():
+            return "stopped"
+        if not channel.get_transport().is_active():
+            return "lost"
+        if channel.closed:
+            # Closed by sshd without an exit status: the command died of a signal (paramiko
+            # reads exit-status, not exit-signal).
+            _read_available(channel, output, stderr)
+            return "exited"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return "deadline"
+        select.select([channel], [], [], min(remaining, 0.1))
+
+
+def _drain(channel: paramiko.Channel, output: _Output, stderr: _Stderr, wait_s: float) -> None:
+    """What the command wrote before it was stopped is still worth keeping."""
+    give_up = time.monotonic() + wait_s
+    while time.monotonic() < give_up and not channel.exit_status_ready() and not channel.closed:
+        _read_available(channel, output, stderr)
+        select.select([channel], [], [], 0.05)
+    _read_available(channel, output, stderr)
+    if stderr.pending:
+        output.take(stderr.pending)
+        stderr.pending = b""
+
+
+def _connect(target: SshTarget, timeout_s: float) -> paramiko.SSHClient:
+    """A connection that trusts only the configured host key. Raises SshSetupProblem for the
+    settings, paramiko/socket errors for the connection."""
+    known = host_key_parse(target.host_key)
+    pkey = private_key_load(target.private_key_file)
+    client = paramiko.SSHClient()
+    name = target.address if target.port == 22 else f"[{target.address}]:{target.port}"
+    client.get_host_keys().add(name, known.get_name(), known)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            hostname=target.address,
+            port=target.port,
+            username=target.user,
+            pkey=pkey,
+            timeout=timeout_s,
+            banner_timeout=timeout_s,
+            auth_timeout=timeout_s,
+            channel_timeout=timeout_s,
+            allow_agent=False,
+            look_for_keys=False,
+        )
+    except BaseException:
+        client.close()
+        raise
+    transport = client.get_transport()
+    assert transport is not None
+    transport.set_keepalive(15)
+    return client
+
+
+def _connect_problem(target: SshTarget, exc: BaseException) -> tuple[Outcome, str]:
+    where = target.login
+    if isinstance(exc, SshSetupProblem):
+        return "error", str(exc)
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return "error", (
+            f"The host key of {where} has changed: it showed {exc.key.get_name()} "
+            f"{key_fingerprint(exc.key)}, the set-up expects {exc.expected_key.get_name()} "
+            f"{key_fingerprint(exc.expected_key)}. Nothing was run. If the host was rebuilt, "
+            "put its new key on the set-up page; if not, someone may be in between."
+        )
+    if isinstance(exc, paramiko.AuthenticationException):
+        return "error", (
+            f"{where} refused the private key ({exc}): is its public key in "
+            f"~{target.user}/.ssh/authorized_keys on the host?"
+        )
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed_out", f"{where} did not answer in time; nothing was run."
+    text = str(exc)
+    if "host key" in text.lower() or "hostkey" in text.lower():
+        return "error", (
+            f"{where} does not show the host key the set-up expects ({text}); nothing was run. "
+            "Check the host's key type and value on the set-up page."
+        )
+    return "error", f"Cannot connect to {where}: {text or type(exc).__name__}."
+
+
+def ssh_command_run(
+    *,
+    target: SshTarget,
+    argv: Sequence[str],
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float,
+    output_cap_bytes: int = 65536,
+    on_output: Callable[[str], None] | None = None,
+    label: str | None = None,
+    kill_grace_s: float = KILL_GRACE_S,
+    should_stop: Callable[[], bool] | None = None,
+    run_key: str = "",
+    run_mark: str = "",
+) -> CommandResult:
+    """Run ``argv`` on ``target`` over SSH and report how it went, like ``command_run``.
+
+    The time limit counts from the start, connecting included. At the limit, when
+    ``should_stop()`` turns true (outcome "cancelled"), when an exception interrupts the reading
+    (a Celery soft time limit), and when the command exits leaving stragglers in its group, the
+    remote process group is stopped (SIGTERM, then SIGKILL after ``kill_grace_s``). ``env`` is
+    given to the command (with MYCELIA_RUN_KEY and MYCELIA_RUN_MARK) through ``env NAME=value``.
+    """
+    started = time.monotonic()
+
+    def finish(outcome: Outcome, reason: str, code: int | None = None, output=None):
+        duration_ms = round((time.monotonic() - started) * 1000)
+        text, truncated = (output.text, output.truncated) if output else ("", False)
+        problem = output.listener_problem if output else ""
+        return CommandResult(outcome, code, duration_ms, text, truncated, reason + problem)
+
+    if isinstance(argv, str | bytes) or not argv or not all(isinstance(a, str) for a in argv):
+        return finish("error", f"The command cannot run: it must be a non-empty list of strings, "
+                               f"not {argv!r}")  # fmt: skip
+    name = f"{label or _command_label(argv)} on {target.login}"
+    full_env = dict(env or {})
+    if run_key:
+        full_env[RUN_KEY_VARIABLE] = run_key
+    if run_mark:
+        full_env[RUN_MARK_VARIABLE] = run_mark
+    bad = [key for key in full_env if not ENV_NAME.match(key)]
+    if bad:
+        return finish("error", f"{name} cannot run: “{bad[0]}” is not a variable name.")
+    if should_stop is not None and should_stop():
+        return finish("cancelled", f"{name} was stopped on request before it began.")
+    try:
+        client = _connect(target, min(timeout_s, CONNECT_TIMEOUT_S))
+    except Exception as exc:  # noqa: BLE001 - every connection failure is said in words
+        outcome, why = _connect_problem(target, exc)
+        return finish(outcome, why)
+
+    output = _Output(output_cap_bytes, on_output)
+    stderr = _Stderr(output)
+    ending = "lost"
+    kill_problem = ""
+    ended = False
+    try:
+        transport = client.get_transport()
+        assert transport is not None
+        channel = transport.open_session(timeout=min(timeout_s, CONNECT_TIMEOUT_S))
+        channel.exec_command(remote_command(argv, cwd=cwd, env=full_env))
+        channel.shutdown_write()  # no input: the command reads an empty stdin
+        ending = _pump(channel, output, stderr, started + timeout_s, should_stop)
+        if ending in ("deadline", "stopped"):
+            kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s)
+            _drain(channel, output, stderr, wait_s=kill_grace_s + 1)
+        elif ending == "exited" and stderr.pgid is not None:
+            _drain(channel, output, stderr, wait_s=0)
+            _remote_kill(client, stderr.pgid, kill_grace_s)  # stragglers do not outlive it
+        else:
+            _drain(channel, output, stderr, wait_s=0)
+        code = channel.exit_status if channel.exit_status_ready() else None
+        ended = True
+    except (paramiko.SSHException, OSError) as exc:
+        ended = True
+        kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s)
+        return finish("error", f"{name} broke off: {exc}" + (f"; {kill_problem}" if kill_problem
+                                                            else ""), output=output)  # fmt: skip
+    finally:
+        if not ended:
+            # Interrupted mid-read (a soft time limit): the remote group still goes first.
+            _remote_kill(client, stderr.pgid, kill_grace_s)
+        if not output.truncated:
+            output.finish()
+        with contextlib.suppress(Exception):
+            client.close()
+
+    took = _seconds(round((time.monotonic() - started), 1))
+    also = f" ({kill_problem})" if kill_problem else ""
+    if ending == "deadline":
+        return finish("timed_out", f"{name} did not finish within {_seconds(timeout_s)} and was "
+                                   f"killed{also}", output=output)  # fmt: skip
+    if ending == "stopped":
+        return finish("cancelled", f"{name} was stopped on request after {took}{also}",
+                      output=output)  # fmt: skip
+    if ending == "lost":
+        return finish("error", f"{name}: the connection closed after {took} before the command "
+                               "reported how it ended; its outcome on the host is unknown",
+                      output=output)  # fmt: skip
+    if code == 0:
+        return finish("passed", f"{name} finished in {took}", 0, output)
+    cause = "was killed by a signal" if code is None or code < 0 else f"exited with code {code}"
+    last = _last_line(output.tail.decode("utf-8", errors="replace"))
+    reason = f"{name} {cause} after {took}" + (f": {last}" if last else "")
+    return finish("failed", reason, None if code is None or code < 0 else code, output)
