@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget
 
 from mycelia_ops.roles import release_manager_required, viewer_required
-from upgrades import page, selectors, services
+from upgrades import outcome, page, selectors, services
 from upgrades.forms import FollowUpForm, StepUpdateForm
 from upgrades.models import (
     Action,
@@ -90,6 +90,10 @@ def _context(request: HttpRequest, upgrade: Upgrade, **extra: Any) -> dict[str, 
         "freeze": None if upgrade.is_finished else selectors.active_freeze(upgrade),
         "clones": list(upgrade.clones.all()[:10]),
         "edit_url": _edit_url(upgrade),
+        # Runs whose outcome nobody knows, each with the decisions open to this person.
+        "unknown": outcome.pending_decisions(
+            upgrade, actor=request.user, facts=actions.facts, runs=runs
+        ),
         **extra,
     }
 
@@ -192,7 +196,7 @@ def _add_changed(regions: _Regions, before: _Before, upgrade: Upgrade, context: 
     if context["actions"].key != before.actions_key:
         regions.add("lifecycle")
     if _state(upgrade) != before.state:
-        for name in ("header", "runs", "decisions", "monitoring_slot", "reviews_slot"):
+        for name in ("header", "runs", "unknown", "decisions", "monitoring_slot", "reviews_slot"):
             regions.add(name)
     changed = page.stages_changed(before.locks, page.locks_key(upgrade))
     for pv in context["checklist"].phases:
@@ -372,7 +376,7 @@ def _act(request: HttpRequest, upgrade_id: int, action: str, **given: Any) -> Ht
         url = acted.upgrade.get_absolute_url()
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     regions = _Regions(main=("lifecycle", None))
-    for name in ("header", "runs", "monitoring_slot", "reviews_slot", "decisions"):
+    for name in ("header", "runs", "unknown", "monitoring_slot", "reviews_slot", "decisions"):
         regions.add(name)
     if acted.run is not None and acted.run.step_id:
         regions.add("step", acted.run.step_id)
@@ -488,6 +492,8 @@ def upgrade_runs(request: HttpRequest, upgrade_id: int) -> HttpResponse:
             regions.add("phase_tools", pv.phase.pk)
     if steps:
         regions.add("progress")
+    if any(run.outcome_unknown for run in finished):
+        regions.add("unknown")  # nobody knows what it did: the decisions appear
     state = request.GET.get("state", "")
     if state and state != context["actions"].key:
         # The poll knows the actions changed, not how: the header and slots come along.
@@ -524,6 +530,105 @@ def run_cancel(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpRespon
         request, upgrade_id, regions=regions, notice=f"Run #{run.pk} cancelled.", anchor=anchor,
         before=before,
     )  # fmt: skip
+
+
+# --- runs whose outcome nobody knows: the release manager decides ---------------------------------
+
+RUN_PAGE = "upgrades/run.html"
+
+
+def _get_run(upgrade_id: int, run_id: int) -> CheckRun:
+    return get_object_or_404(
+        CheckRun.objects.select_related("step", "upgrade__environment", "resolved_by"),
+        pk=run_id, upgrade_id=upgrade_id,
+    )  # fmt: skip
+
+
+def _run_context(request: HttpRequest, run: CheckRun, **extra: Any) -> dict[str, Any]:
+    upgrade = run.upgrade
+    return {
+        "upgrade": upgrade,
+        "run": run,
+        "solutions": selectors.solutions_for(run),
+        "decide": outcome.run_decisions(run, actor=request.user, upgrade=upgrade),
+        **extra,
+    }
+
+
+@require_GET
+@viewer_required
+def run_detail(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpResponse:
+    """One run: what it was asked to do, its output, what it measured, and, when its outcome is
+    unknown, the decisions open on it."""
+    run = _get_run(upgrade_id, run_id)
+    return render(request, RUN_PAGE, _run_context(request, run))
+
+
+def _decided(
+    request: HttpRequest, run: CheckRun, *, notice: str, anchor: str, before: _Before
+) -> HttpResponse:
+    """A decision went through: answer where the form was (the upgrade page's panel or the run
+    page), in place for HTMX, else back to the panel's place."""
+    if request.POST.get("from") == "run":
+        if not request.htmx:
+            messages.success(request, notice)
+            return redirect(f"{reverse('upgrades:run', args=[run.upgrade_id, run.pk])}#decide")
+        fresh = _get_run(run.upgrade_id, run.pk)
+        context = _run_context(request, fresh, notice=notice, oob=True, chunk="",
+                               offset=len(fresh.output), upgrade_id=fresh.upgrade_id)  # fmt: skip
+        html = render_to_string(f"{RUN_PAGE}#decide", {**context, "oob": False}, request=request)
+        html += render_to_string(f"{RUN_PAGE}#log", context, request=request)
+        return HttpResponse(html)
+    regions = _Regions(main=("unknown", None))
+    for name in ("header", "runs"):
+        regions.add(name)
+    if run.step_id:
+        step_regions = _step_regions(run.step)
+        for name, ref in [step_regions.main, *step_regions.oob]:
+            regions.add(name, ref)
+    return _answer(
+        request, run.upgrade_id, regions=regions, notice=notice, anchor=anchor, before=before
+    )
+
+
+def _refused_decision(
+    request: HttpRequest, run: CheckRun, error: services.UpgradeError
+) -> HttpResponse:
+    if request.POST.get("from") == "run" and not request.htmx:
+        context = _run_context(request, run, error=error.message)
+        return render(request, RUN_PAGE, context, status=error.status)
+    return _refused(request, run.upgrade_id, error)
+
+
+@require_POST
+@release_manager_required
+def run_check_target(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpResponse:
+    """Read-only: ask the target which version it runs now, for a run whose outcome is unknown;
+    the answer goes on the timeline and stays in the decision panel."""
+    run = _get_run(upgrade_id, run_id)
+    before = _Before.of(request, run.upgrade)
+    try:
+        _version, said = services.check_run_target_read(run=run, by=request.user)
+    except services.UpgradeError as error:
+        return _refused_decision(request, run, error)
+    return _decided(request, run, notice=said, anchor=f"decide-{run.pk}", before=before)
+
+
+@require_POST
+@release_manager_required
+def run_resolve(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpResponse:
+    """Mark a run whose outcome is unknown passed or failed, saying what was checked."""
+    run = _get_run(upgrade_id, run_id)
+    before = _Before.of(request, run.upgrade)
+    decided = request.POST.get("outcome", "")
+    try:
+        services.check_run_resolve(
+            run=run, by=request.user, outcome=decided, reason=request.POST.get("reason", "")
+        )
+    except services.UpgradeError as error:
+        return _refused_decision(request, run, error)
+    notice = f"Run #{run.pk} marked {decided}; the upgrade goes on from there."
+    return _decided(request, run, notice=notice, anchor="lifecycle", before=before)
 
 
 # --- monitoring and reviews ---------------------------------------------------------------------------
