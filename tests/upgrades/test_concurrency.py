@@ -42,7 +42,7 @@ def _needs_real_database():
 
 def test_ticks__two_managers_on_many_steps_at_once__all_kept(make_upgrade, manager, second_manager):
     upgrade = make_upgrade("minor")
-    steps = list(upgrade.steps.order_by("id")[:20])
+    steps = list(upgrade.steps.filter(phase__stage="pre").order_by("id")[:20])
     alice_steps, dave_steps = steps[::2], steps[1::2]
 
     _run_together(
@@ -54,7 +54,7 @@ def test_ticks__two_managers_on_many_steps_at_once__all_kept(make_upgrade, manag
     assert done == {s.pk: manager.pk for s in alice_steps} | {
         s.pk: second_manager.pk for s in dave_steps
     }
-    assert upgrade.events.filter(kind=EventKind.STEP_DONE).count() == 20
+    assert upgrade.events.filter(kind=EventKind.STEP_DONE).count() == len(steps)
 
 
 def test_tick__same_step_by_two_managers_at_once__done_once_and_recorded_once(
