@@ -672,7 +672,9 @@ PLAYBOOK_FLAG_PLACEHOLDER = "feature-name"
 def _environment_hooks(environment) -> dict:
     # Cached on the environment object: one query for a whole checklist.
     if not hasattr(environment, "_page_hooks"):
-        environment._page_hooks = {op.operation: op for op in environment.operations.all()}
+        environment._page_hooks = {
+            op.operation: op for op in environment.operations.select_related("host")
+        }
     return environment._page_hooks
 
 
@@ -697,6 +699,9 @@ def _hook_text(environment, operation: str, values: dict[str, str]) -> str:
             return "{" + key + "}"
 
     argv = [str(arg).format_map(_Keep(values)) for arg in hook.argv]
+    if hook.mode == HookMode.SSH:
+        where = hook.host.login if hook.host else "no host yet (an administrator chooses one)"
+        return f"{shlex.join(argv)} on {where}"
     return shlex.join(argv)
 
 

@@ -29,6 +29,7 @@ from upgrades.models import (
     StepKind,
 )
 from upgrades.runners import prometheus
+from upgrades.services.hosts import host_target
 
 OutputCallback = Callable[[str], None]
 
@@ -127,18 +128,37 @@ def _run_hook(
         return outcome, result
     # Placeholders are filled per argument: an argument list never goes through a shell.
     argv = [str(arg).format(**values) for arg in hook.argv]
-    result = runners.command_run(
-        argv=argv,
-        cwd=environment.working_directory or None,
-        env={k: str(v) for k, v in environment.command_env.items()},
-        timeout_s=hook.timeout_seconds,
-        output_cap_bytes=environment.command_output_cap_bytes,
-        on_output=on_output,
-        on_start=control.on_start,
-        should_stop=control.stop.is_set,
-        run_key=control.key,
-        run_mark=control.mark,
-    )
+    if hook.mode == HookMode.SSH:
+        # On one of the environment's hosts: the same quoting, limits, output and cancel; the
+        # remote process group is stopped over the connection (no local group to record).
+        if hook.host is None:
+            why = f"The “{label}” hook of {environment.name} runs over SSH but names no host."
+            return Outcome(RunStatus.ERROR, why), None
+        result = runners.ssh_command_run(
+            target=host_target(hook.host),
+            argv=argv,
+            cwd=hook.host.working_directory or None,
+            env={k: str(v) for k, v in environment.command_env.items()},
+            timeout_s=hook.timeout_seconds,
+            output_cap_bytes=environment.command_output_cap_bytes,
+            on_output=on_output,
+            should_stop=control.stop.is_set,
+            run_key=control.key,
+            run_mark=control.mark,
+        )
+    else:
+        result = runners.command_run(
+            argv=argv,
+            cwd=environment.working_directory or None,
+            env={k: str(v) for k, v in environment.command_env.items()},
+            timeout_s=hook.timeout_seconds,
+            output_cap_bytes=environment.command_output_cap_bytes,
+            on_output=on_output,
+            on_start=control.on_start,
+            should_stop=control.stop.is_set,
+            run_key=control.key,
+            run_mark=control.mark,
+        )
     outcome = Outcome.of(result, exit_code=result.exit_code, duration_ms=result.duration_ms)
     outcome.output = result.output
     return outcome, result

@@ -30,6 +30,7 @@ from mycelia_ops.errors import BadInput, Conflict
 from upgrades import runners
 from upgrades.models import EnvironmentOperation, HookMode, HookTest, RunStatus
 from upgrades.models.runs import CHANGING_OPERATIONS
+from upgrades.services.hosts import host_target
 from upgrades.services.setup import argv_problem, hook_label
 
 logger = logging.getLogger(__name__)
@@ -95,11 +96,13 @@ def hook_test_execute(*, test_id: int) -> str:
     )
     if not claimed:
         return "already claimed"
-    test = HookTest.objects.select_related("hook__environment").get(pk=test_id)
+    test = HookTest.objects.select_related("hook__environment", "hook__host").get(pk=test_id)
     started = time.monotonic()
     try:
         if test.hook.mode == HookMode.WEBHOOK:
             status, reason, output, measured = _webhook_dry_run(test.hook)
+        elif test.hook.mode == HookMode.SSH:
+            status, reason, output, measured = _ssh_dry_run(test)
         else:
             status, reason, output, measured = _command_dry_run(test)
     except Exception as exc:  # noqa: BLE001 - the row must not stay "running"
@@ -144,6 +147,61 @@ def _webhook_dry_run(hook: EnvironmentOperation) -> tuple[str, str, str, dict[st
         result.body or "",
         measured,
     )
+
+
+class _LiveOutput:
+    """Appends a test's output to its row as it arrives, at most every OUTPUT_FLUSH_SECONDS."""
+
+    def __init__(self, test: HookTest) -> None:
+        self.test_id = test.pk
+        self.pending: list[str] = []
+        self.last_flush = time.monotonic()
+
+    def flush(self) -> None:
+        if self.pending:
+            chunk = "".join(self.pending)
+            self.pending.clear()
+            HookTest.objects.filter(pk=self.test_id).update(
+                output=Concat(F("output"), Value(chunk))
+            )
+        self.last_flush = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        self.pending.append(text)
+        if time.monotonic() - self.last_flush >= OUTPUT_FLUSH_SECONDS:
+            self.flush()
+
+
+def _ssh_dry_run(test: HookTest) -> tuple[str, str, str | None, dict[str, Any]]:
+    """On the hook's host, over SSH: the same dry-run signal, sample values in /tmp there."""
+    hook, environment = test.hook, test.hook.environment
+    problem = argv_problem(hook.argv)
+    if problem:
+        return RunStatus.ERROR, problem, "", {}
+    if hook.host is None:
+        return RunStatus.ERROR, "This SSH hook names no host: choose the host it runs on.", "", {}
+    scratch = f"/tmp/mycelia-dry-run-{test.pk}"
+    values = {
+        "version": SAMPLE_VERSION,
+        "backup_path": f"{scratch}/sample-backup",
+        "output_path": f"{scratch}/dry-run-output",
+    }
+    live = _LiveOutput(test)
+    result = runners.ssh_command_run(
+        target=host_target(hook.host),
+        argv=[arg.format(**values) for arg in hook.argv],
+        cwd=hook.host.working_directory or None,
+        env={**{k: str(v) for k, v in environment.command_env.items()}, DRY_RUN_VARIABLE: "1"},
+        timeout_s=hook.timeout_seconds,
+        output_cap_bytes=environment.command_output_cap_bytes,
+        on_output=live,
+        run_key=f"hook-test-{test.pk}",
+        run_mark=f"hook-test-{test.pk}@{timezone.now():%Y%m%dT%H%M%S.%f}",
+    )
+    live.flush()
+    measured = {"exit_code": result.exit_code, "duration_ms": result.duration_ms}
+    status = STATUS_BY_OUTCOME.get(result.outcome, RunStatus.ERROR)
+    return status, result.reason, result.output, measured
 
 
 def _command_dry_run(test: HookTest) -> tuple[str, str, str | None, dict[str, Any]]:
