@@ -50,6 +50,28 @@ class EnvironmentForm(forms.Form):
     public_status = forms.ChoiceField(
         label="Shown on the status page", choices=PUBLIC_CHOICES, required=False
     )
+    prometheus_url = forms.CharField(
+        label="Prometheus URL", max_length=200, required=False,
+        help_text="Optional metrics source, e.g. http://prometheus:9090: SLO thresholds with a "
+        "PromQL query are read from it. Blank: the status document only.",
+    )  # fmt: skip
+    prometheus_timeout_seconds = forms.FloatField(
+        label="Prometheus timeout (seconds)", min_value=0.1, max_value=120, initial=5.0,
+        required=False,
+    )
+    prometheus_bearer_token_file = forms.CharField(
+        label="Prometheus bearer token file", max_length=500, required=False,
+        help_text="Where the worker reads the token: a file path (a mounted secret, e.g. "
+        "/run/secrets/prometheus_token). Never paste the token: it is not stored.",
+    )  # fmt: skip
+    prometheus_username = forms.CharField(
+        label="Prometheus user name", max_length=150, required=False,
+        help_text="For basic auth, with the password file below.",
+    )  # fmt: skip
+    prometheus_password_file = forms.CharField(
+        label="Prometheus password file", max_length=500, required=False,
+        help_text="A file path holding the basic-auth password (never the password itself).",
+    )  # fmt: skip
     working_directory = forms.CharField(
         max_length=500, required=False, help_text="Where its command hooks run, on the worker."
     )
@@ -61,6 +83,10 @@ class EnvironmentForm(forms.Form):
         label="Command variables", required=False, widget=forms.Textarea(attrs={"rows": 3}),
         help_text="NAME=value, one a line; given to every command hook.",
     )  # fmt: skip
+
+    def clean_prometheus_timeout_seconds(self) -> float:
+        value = self.cleaned_data.get("prometheus_timeout_seconds")
+        return 5.0 if value is None else value
 
     def clean_public_status(self) -> bool | None:
         return {"yes": True, "no": False}.get(self.cleaned_data.get("public_status") or "")
@@ -79,7 +105,9 @@ class EnvironmentForm(forms.Form):
         return {
             **{f: getattr(environment, f) for f in (
                 "name", "slug", "kind", "base_url", "health_path", "status_path",
-                "request_timeout_seconds", "working_directory", "config_directory")},
+                "request_timeout_seconds", "working_directory", "config_directory",
+                "prometheus_url", "prometheus_timeout_seconds", "prometheus_bearer_token_file",
+                "prometheus_username", "prometheus_password_file")},
             "public_status": {True: "yes", False: "no"}.get(environment.public_status, ""),
             "command_env": "\n".join(f"{k}={v}" for k, v in environment.command_env.items()),
         }  # fmt: skip
@@ -122,6 +150,9 @@ class HookForm(forms.Form):
         return data
 
 
+SLO_OPERATORS = [("<=", "at most"), ("<", "under"), (">=", "at least"), (">", "over")]
+
+
 class SloForm(forms.Form):
     def __init__(self, *args: Any, thresholds: dict[str, Any] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -129,7 +160,7 @@ class SloForm(forms.Form):
         for metric, label in SloMetric.choices:
             row = thresholds.get(metric)
             self.fields[f"{metric}_operator"] = forms.ChoiceField(
-                label=f"{label}: bound", choices=[("<=", "at most"), (">=", "at least")],
+                label=f"{label}: bound", choices=SLO_OPERATORS,
                 initial=row.operator if row else (">=" if metric == "availability" else "<="),
             )  # fmt: skip
             self.fields[metric] = forms.FloatField(
@@ -137,6 +168,16 @@ class SloForm(forms.Form):
                 help_text="Milliseconds." if metric == SloMetric.LATENCY_P95_MS
                 else "A fraction: 0.01 is 1 %, 0.999 is 99.9 %. Blank: no threshold.",
             )  # fmt: skip
+            self.fields[f"{metric}_query"] = forms.CharField(
+                label=f"{label}: PromQL query", required=False,
+                widget=forms.Textarea(attrs={"rows": 2}), initial=row.query if row else "",
+                help_text="Optional: read it from the environment's Prometheus, an instant query "
+                "returning one number" + (" (in ms: multiply seconds by 1000)"
+                if metric == SloMetric.LATENCY_P95_MS else "") + ". Blank: the status document.",
+            )  # fmt: skip
+
+    def queries(self) -> dict[str, str]:
+        return {m: self.cleaned_data.get(f"{m}_query", "").strip() for m in SloMetric.values}
 
     def limits(self) -> dict[str, tuple[str, float | None]]:
         return {

@@ -302,7 +302,8 @@ def slo_save(request: HttpRequest, environment_id: int) -> HttpResponse:
     status = 400
     if form.is_valid():
         _, status = _attempt(form, lambda: setup.slo_save(
-            environment=environment, by=request.user, limits=form.limits()))  # fmt: skip
+            environment=environment, by=request.user, limits=form.limits(),
+            queries=form.queries()))  # fmt: skip
         if status == 200:
             messages.success(request, "SLO thresholds saved.")
             return _back(request, reverse("setup:environment", args=[environment.pk]), "slo")

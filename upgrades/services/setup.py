@@ -70,7 +70,13 @@ ENVIRONMENT_FIELDS = (
     "working_directory",
     "config_directory",
     "command_env",
+    "prometheus_url",
+    "prometheus_timeout_seconds",
+    "prometheus_bearer_token_file",
+    "prometheus_username",
+    "prometheus_password_file",
 )
+PROMETHEUS_SECRET_FIELDS = ("prometheus_bearer_token_file", "prometheus_password_file")
 
 
 # --- history ---------------------------------------------------------------------------------
@@ -160,7 +166,8 @@ def environment_save(
     creating = environment is None
     environment = environment or Environment()
     data = {key: data[key] for key in ENVIRONMENT_FIELDS if key in data}
-    for key in ("name", "slug", "base_url", "health_path", "status_path"):
+    for key in ("name", "slug", "base_url", "health_path", "status_path", "prometheus_url",
+                "prometheus_username", *PROMETHEUS_SECRET_FIELDS):  # fmt: skip
         if isinstance(data.get(key), str):
             data[key] = data[key].strip()
     if "name" in data and not data["name"]:
@@ -203,6 +210,7 @@ def environment_save(
                 "The base URL is an http(s) address, e.g. https://mycelia.example.com.",
                 field="base_url",
             ) from None
+    _prometheus_check(environment, data)
     for key, label in (("name", "name"), ("slug", "key")):
         if key in data:
             clash = Environment.objects.filter(**{key: data[key]}).exclude(pk=environment.pk)
@@ -378,15 +386,70 @@ def hook_delete(*, hook: EnvironmentOperation, by: Any) -> None:
         hook.delete()
 
 
+def _prometheus_check(environment: Environment, data: dict[str, Any]) -> None:
+    """The metrics source's settings: an http(s) URL, a timeout, secrets only as file paths."""
+    if data.get("prometheus_url"):
+        try:
+            URLValidator(schemes=["http", "https"])(data["prometheus_url"])
+        except ValidationError:
+            raise BadInput(
+                "The Prometheus URL is an http(s) address, e.g. http://prometheus:9090.",
+                field="prometheus_url",
+            ) from None
+    timeout = data.get("prometheus_timeout_seconds")
+    if timeout is not None and (not isinstance(timeout, int | float) or not 0.1 <= timeout <= 120):
+        raise BadInput(
+            "The Prometheus timeout is between 0.1 and 120 seconds.",
+            field="prometheus_timeout_seconds",
+        )
+    for key in PROMETHEUS_SECRET_FIELDS:
+        if data.get(key) and not str(data[key]).startswith(("/", "~")):
+            raise BadInput(
+                "Give the path of a file holding the secret (e.g. /run/secrets/prometheus), "
+                "never the secret itself: it is not stored.",
+                field=key,
+            )
+    names = ("prometheus_bearer_token_file", "prometheus_username", "prometheus_password_file")
+    merged = {k: data.get(k, getattr(environment, k)) for k in names}
+    if merged["prometheus_bearer_token_file"] and (
+        merged["prometheus_username"] or merged["prometheus_password_file"]
+    ):
+        raise BadInput(
+            "Prometheus takes a bearer token or a user name and password, not both.",
+            field="prometheus_bearer_token_file",
+        )
+    if bool(merged["prometheus_username"]) != bool(merged["prometheus_password_file"]):
+        raise BadInput(
+            "Basic auth needs both the user name and the password file.",
+            field="prometheus_password_file",
+        )
+
+
 def slo_save(
-    *, environment: Environment, by: Any, limits: dict[str, tuple[str, float | None]]
+    *,
+    environment: Environment,
+    by: Any,
+    limits: dict[str, tuple[str, float | None]],
+    queries: dict[str, str] | None = None,
 ) -> None:
-    """Set the SLO thresholds: metric -> (operator, limit); a limit of None removes one."""
+    """Set the SLO thresholds: metric -> (operator, limit); a limit of None removes one.
+    ``queries`` (metric -> PromQL) reads a figure from the environment's Prometheus."""
+    queries = queries or {}
     for metric, (operator, limit) in limits.items():
         if metric not in SloMetric.values:
             raise BadInput(f"Unknown SLO metric “{metric}”.", field=metric)
-        if operator not in ("<=", ">="):
-            raise BadInput("A threshold is “at most” or “at least”.", field=f"{metric}_operator")
+        if operator not in ("<=", "<", ">=", ">"):
+            raise BadInput(
+                "A threshold is “at most”, “under”, “at least” or “over”.",
+                field=f"{metric}_operator",
+            )
+        if queries.get(metric) and not environment.prometheus_url:
+            raise BadInput(
+                f"{environment.name} has no Prometheus URL: set it above before giving a query.",
+                field=f"{metric}_query",
+            )
+        if queries.get(metric) and limit is None:
+            raise BadInput("A query needs a limit to hold it to.", field=metric)
         if limit is not None and (limit < 0 or (metric != SloMetric.LATENCY_P95_MS and limit > 1)):
             raise BadInput(
                 f"{SloMetric(metric).label} is a fraction between 0 and 1 (0.999 for 99.9 %)."
@@ -399,19 +462,23 @@ def slo_save(
         for metric, (operator, limit) in limits.items():
             row = existing.get(metric)
             label = f"{environment.name} · {SloMetric(metric).label}"
+            query = queries.get(metric, row.query if row else "") if limit is not None else ""
             before = f"{row.operator} {row.limit:g}" if row else ""
+            before += f" from {row.query}" if row and row.query else ""
             after = f"{operator} {limit:g}" if limit is not None else ""
+            after += f" from {query}" if query else ""
             if before == after:
                 continue
             if limit is None:
                 row.delete()
             elif row:
-                row.operator, row.limit = operator, limit
-                row.save(update_fields=["operator", "limit"])
+                row.operator, row.limit, row.query = operator, limit, query
+                row.save(update_fields=["operator", "limit", "query"])
             else:
                 row = SloThreshold.objects.create(
-                    environment=environment, metric=metric, operator=operator, limit=limit
-                )
+                    environment=environment, metric=metric, operator=operator, limit=limit,
+                    query=query,
+                )  # fmt: skip
             setup_record(
                 by=by,
                 subject=SetupSubject.SLO,
