@@ -5,7 +5,8 @@ COPY pyproject.toml README.md ./
 RUN pip install --no-cache-dir -e .
 COPY . .
 RUN SECRET_KEY=build-only python manage.py collectstatic --no-input
-RUN useradd --create-home mycelia && mkdir -p /app/data && chown mycelia /app/data
+# data/media exists owned by mycelia so the artifacts volume mounted there is writable
+RUN useradd --create-home mycelia && mkdir -p /app/data/media && chown -R mycelia /app/data
 USER mycelia
 EXPOSE 8000
 CMD ["python", "-m", "mycelia_ops.serve"]
