@@ -25,17 +25,19 @@ from ninja.responses import Status
 from mycelia_ops.api import ERRORS, ErrorOut, manager_auth, token_auth
 from mycelia_ops.roles import is_release_manager
 from mycelia_ops.validation import BadInput, bounded_int, finite_float, sane_datetime
-from upgrades import selectors, services
+from upgrades import outcome, selectors, services
 from upgrades.api_schemas import (
     ActedOut,
     ActionIn,
     EnvironmentOut,
     RefusedOut,
+    ResolveIn,
     RunLogOut,
     RunOut,
     StatusName,
     StepActedOut,
     StepActIn,
+    TargetCheckedOut,
     UpgradeCreateIn,
     UpgradeEditIn,
     UpgradeOut,
@@ -127,7 +129,11 @@ def _page_url(request: HttpRequest, path: str) -> str:
 # JSON
 
 
-def run_json(run: CheckRun) -> dict[str, Any]:
+def run_json(run: CheckRun, user: Any = None) -> dict[str, Any]:
+    """A run as `user` sees it: with the decisions open to them when its outcome is unknown."""
+    decisions: list[str] = []
+    if user is not None and run.outcome_unknown and is_release_manager(user):
+        decisions = outcome.run_decisions(run, actor=user, read_target=False).allowed
     return {
         "id": run.pk,
         "upgrade_id": run.upgrade_id,
@@ -147,6 +153,10 @@ def run_json(run: CheckRun) -> dict[str, Any]:
         "output_truncated": run.output_truncated,
         "cancel_requested": getattr(run, "cancel_requested_at", None) is not None,
         "finished": run.status not in ACTIVE_RUN_STATUSES,
+        "outcome_unknown": run.outcome_unknown,
+        "decisions": decisions,
+        "resolved_by": run.resolved_by.get_username() if run.resolved_by_id else None,
+        "resolved_at": run.resolved_at,
     }
 
 
@@ -461,7 +471,7 @@ def upgrades_act(
         {
             "message": acted.message,
             "upgrade": _fresh_json(request, acted.upgrade),
-            "run": run_json(acted.run) if acted.run else None,
+            "run": run_json(acted.run, request.user) if acted.run else None,
         },
     )
 
@@ -474,12 +484,14 @@ def _refused(why: str, allowed: list[str]) -> Status:
 # Steps
 
 
-def _step_acted(step: ChecklistStep, changed: bool, run: CheckRun | None = None) -> dict:
+def _step_acted(
+    step: ChecklistStep, changed: bool, run: CheckRun | None = None, user: Any = None
+) -> dict:
     step.refresh_from_db()
     return {
         "changed": changed,
         "step": step_json(step, run or _last_run(step)),
-        "run": run_json(run) if run else None,
+        "run": run_json(run, user) if run else None,
     }
 
 
@@ -560,7 +572,7 @@ def steps_run(
     upgrade = _upgrade(upgrade_id)
     step = _step(upgrade, step_id)
     run = services.check_run_request(upgrade=upgrade, step=step, by=request.user)
-    return Status(202, _step_acted(step, False, run))
+    return Status(202, _step_acted(step, False, run, request.user))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,7 +594,7 @@ def _run(run_id: int) -> CheckRun:
     operation_id="runs_detail",
 )
 def runs_detail(request: HttpRequest, run_id: int = _id("The run's id.")) -> dict[str, Any]:
-    return run_json(_run(run_id))
+    return run_json(_run(run_id), request.user)
 
 
 @router.get(
@@ -618,4 +630,48 @@ def runs_log(
 def runs_cancel(request: HttpRequest, run_id: int = _id("The run's id.")) -> dict[str, Any]:
     run = _run(run_id)
     services.check_run_cancel(run=run, by=request.user)
-    return run_json(_run(run_id))
+    return run_json(_run(run_id), request.user)
+
+
+# When nobody knows what a run did, a release manager decides: read the target, then mark the
+# run passed or failed (or retry, or mark the upgrade failed, through the upgrade's actions).
+
+
+@router.post(
+    "/runs/{run_id}/check-target",
+    auth=write_auth,
+    response={200: TargetCheckedOut, **ERRORS, **NOT_FOUND, **CONFLICT},
+    summary="Read the version the target reports, for a run whose outcome is unknown",
+    description="Read-only on the target (its /health, else its status JSON); what was read "
+    "goes on the upgrade's timeline with your name. 409 when the run's outcome is known.",
+    operation_id="runs_check_target",
+)
+def runs_check_target(request: HttpRequest, run_id: int = _id("The run's id.")) -> dict[str, Any]:
+    run = _run(run_id)
+    version, message = services.check_run_target_read(run=run, by=request.user)
+    return {"version": version, "message": message, "run": run_json(_run(run_id), request.user)}
+
+
+@router.post(
+    "/runs/{run_id}/resolve",
+    auth=write_auth,
+    response={200: ActedOut, **ERRORS, **NOT_FOUND, **CONFLICT},
+    summary="Mark a run whose outcome is unknown passed or failed, saying what you checked",
+    description="Treated as a real pass or failure from then on: a deploy marked passed is "
+    "deployed (begin_monitoring comes next); one marked failed offers retry, roll_back and "
+    "mark_failed; a rollback marked passed rolls the upgrade back. Recorded on the timeline "
+    "with who and why. 409 when the run's outcome is known, or the upgrade has moved on.",
+    operation_id="runs_resolve",
+)
+def runs_resolve(
+    request: HttpRequest, payload: ResolveIn, run_id: int = _id("The run's id.")
+) -> dict[str, Any]:
+    run = _run(run_id)
+    decided = services.check_run_resolve(
+        run=run, by=request.user, outcome=payload.outcome, reason=payload.reason
+    )
+    return {
+        "message": f"Run #{run.pk} marked {payload.outcome}.",
+        "upgrade": _fresh_json(request, run.upgrade),
+        "run": run_json(decided, request.user),
+    }

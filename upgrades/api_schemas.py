@@ -98,6 +98,18 @@ class ActionIn(Body):
     decision: Literal["", "go", "no_go"] = Field("", description="approve: go or no_go.")
 
 
+class ResolveIn(Body):
+    """A release manager's decision on a run whose outcome is unknown."""
+
+    outcome: Literal["passed", "failed"] = Field(description="What the run did, as you found.")
+    reason: str = Field(
+        "",
+        max_length=TEXT,
+        description="Required: what you checked on the target (goes on the timeline with your "
+        "name).",
+    )
+
+
 class StepActIn(Body):
     note: str = Field("", max_length=TEXT, description="complete: a note kept with the step.")
     reason: str = Field("", max_length=TEXT, description="skip and reopen (required): why.")
@@ -151,6 +163,28 @@ class RunOut(Schema):
     output_truncated: bool
     cancel_requested: bool = Field(description="Asked to stop; its worker is stopping it.")
     finished: bool
+    outcome_unknown: bool = Field(
+        description="A deploy, rollback, restore or backup cut off mid-way (its worker died, or "
+        "it was stopped while running): it may have half-happened, it is not run again by "
+        "itself, and a release manager decides."
+    )
+    decisions: list[str] = Field(
+        description="What the token's user may decide about the run now: check_target (POST "
+        "/api/runs/{id}/check-target), resolve_passed and resolve_failed (POST "
+        "/api/runs/{id}/resolve), and the upgrade's own actions retry, mark_failed, "
+        "resolved_by_hand (POST /api/upgrades/{id}/actions/{action}). Empty when nothing is "
+        "to decide, and for read-only tokens."
+    )
+    resolved_by: str | None = Field(
+        None, description="Who decided the outcome of a run whose outcome was unknown."
+    )
+    resolved_at: datetime | None = None
+
+
+class TargetCheckedOut(Schema):
+    version: str = Field(description="The version the target reports; empty if none was read.")
+    message: str = Field(description="What was read, and from where, as the timeline says it.")
+    run: RunOut
 
 
 class RunLogOut(Schema):

@@ -33,7 +33,7 @@ AIMED_EXAMPLES = 25  # per operation, at rows that exist
 OPERATIONS = {
     "environments_list", "upgrades_list", "upgrades_create", "upgrades_detail", "upgrades_edit",
     "upgrades_act", "steps_complete", "steps_skip", "steps_reopen", "steps_run", "runs_detail",
-    "runs_log", "runs_cancel",
+    "runs_log", "runs_cancel", "runs_check_target", "runs_resolve",
 }  # fmt: skip
 
 
