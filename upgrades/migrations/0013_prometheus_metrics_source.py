@@ -29,7 +29,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='environment',
             name='prometheus_url',
-            field=models.URLField(blank=True, help_text="Base URL of the Prometheus that holds this environment's metrics, e.g. http://prometheus:9090. Blank: SLOs are read from the status document only.", verbose_name='Prometheus URL'),
+            field=models.CharField(blank=True, max_length=200, help_text="Base URL of the Prometheus that holds this environment's metrics, e.g. http://prometheus:9090. Blank: SLOs are read from the status document only.", verbose_name='Prometheus URL'),
         ),
         migrations.AddField(
             model_name='environment',

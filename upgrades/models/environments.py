@@ -48,8 +48,11 @@ class Environment(models.Model):
 
     # The metrics source: SLO thresholds with a PromQL query are read from this Prometheus;
     # the others (and every threshold when it is blank) from the status document.
-    prometheus_url = models.URLField(
+    # Not a URLField: Django's URL check refuses a bare host name such as http://prometheus:9090
+    # (a usual name inside a cluster); the set-up service checks scheme and host instead.
+    prometheus_url = models.CharField(
         "Prometheus URL",
+        max_length=200,
         blank=True,
         help_text="Base URL of the Prometheus that holds this environment's metrics, e.g. "
         "http://prometheus:9090. Blank: SLOs are read from the status document only.",

@@ -11,6 +11,7 @@ import re
 import string
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
@@ -389,13 +390,12 @@ def hook_delete(*, hook: EnvironmentOperation, by: Any) -> None:
 def _prometheus_check(environment: Environment, data: dict[str, Any]) -> None:
     """The metrics source's settings: an http(s) URL, a timeout, secrets only as file paths."""
     if data.get("prometheus_url"):
-        try:
-            URLValidator(schemes=["http", "https"])(data["prometheus_url"])
-        except ValidationError:
+        parts = urlsplit(str(data["prometheus_url"]))
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
             raise BadInput(
                 "The Prometheus URL is an http(s) address, e.g. http://prometheus:9090.",
                 field="prometheus_url",
-            ) from None
+            )
     timeout = data.get("prometheus_timeout_seconds")
     if timeout is not None and (not isinstance(timeout, int | float) or not 0.1 <= timeout <= 120):
         raise BadInput(
