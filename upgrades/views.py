@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -24,6 +26,8 @@ from upgrades.models import (
     UpgradeType,
 )
 from upgrades.views_setup import not_set_up
+
+logger = logging.getLogger(__name__)
 
 
 def _get_upgrade_for_user(request: HttpRequest, upgrade_id: int) -> Upgrade:
@@ -167,6 +171,13 @@ def artifact_download(request: HttpRequest, upgrade_id: int, artifact_id: int) -
         )  # fmt: skip
     except FileNotFoundError:
         raise Http404(f"The file of {artifact.name} is no longer kept.") from None
+    except Exception:  # noqa: BLE001 - an object store that does not answer is not a 500
+        logger.exception("Artifacts storage unreachable for artifact %s", artifact.pk)
+        detail = "The artifacts storage did not answer. Try again in a minute; if it goes on, ask an administrator to check ARTIFACTS_STORAGE."
+        return render(
+            request, "error.html",
+            {"status": 503, "title": "Storage unavailable", "detail": detail}, status=503,
+        )  # fmt: skip
     response = FileResponse(reader, as_attachment=True, filename=artifact.name)
     response["Content-Length"] = str(artifact.size_bytes)
     return response

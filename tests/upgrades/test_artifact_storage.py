@@ -403,3 +403,79 @@ def test_backup__worker_data_dir_a__downloads_through_web_process_with_data_dir_
     assert folder_b != folder_a
     for folder in (tmp_path / "media-a", folder_b):
         assert not [p for p in folder.rglob("db-backup-*")]
+
+
+def test_download__storage_unreachable__503_saying_so(settings, manager, client, make_upgrade):
+    # Given an artifact recorded in an S3 storage that no longer answers
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {"bucket_name": "gone", "endpoint_url": "http://127.0.0.1:9", **KEYS,
+                        "region_name": "us-east-1"},
+        },
+    }  # fmt: skip
+    client.force_login(manager)
+    artifact = Artifact.objects.create(
+        upgrade=make_upgrade("minor"), kind="db_backup", name="d.dump", path="",
+        storage_name="artifacts/upgrade-1/d.dump", sha256="0" * 64, size_bytes=1,
+    )  # fmt: skip
+    response = client.get(_url(artifact))
+    assert response.status_code == 503
+    assert b"artifacts storage did not answer" in response.content
+
+
+# --- settings: ARTIFACTS_STORAGE from the environment -----------------------------------------
+
+
+def _storages_in_a_fresh_process(tmp_path, **env: str) -> subprocess.CompletedProcess[str]:
+    code = (
+        "import django; from django.conf import settings; django.setup(); "
+        "print(settings.STORAGES['artifacts'])"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("ARTIFACTS_", "AWS_"))},
+             "DJANGO_SETTINGS_MODULE": "mycelia_ops.settings",
+             "MYCELIA_DATA_DIR": str(tmp_path), **env},
+    )  # fmt: skip
+
+
+def test_settings__nothing_set__filesystem_under_media_root(tmp_path):
+    done = _storages_in_a_fresh_process(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "FileSystemStorage" in done.stdout and "location" not in done.stdout
+
+
+def test_settings__s3_with_secret_file__bucket_endpoint_and_keys_read(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n")
+    done = _storages_in_a_fresh_process(
+        tmp_path, ARTIFACTS_STORAGE="s3", ARTIFACTS_S3_BUCKET="b1",
+        ARTIFACTS_S3_ENDPOINT_URL="http://minio:9000", ARTIFACTS_S3_REGION="eu-west-1",
+        AWS_ACCESS_KEY_ID="AKIA", AWS_SECRET_ACCESS_KEY_FILE=str(secret),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for expected in (
+        "S3Storage",
+        "'b1'",
+        "http://minio:9000",
+        "eu-west-1",
+        "'AKIA'",
+        "from-a-file",
+    ):
+        assert expected in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"ARTIFACTS_STORAGE": "ftp"}, "ARTIFACTS_STORAGE must be filesystem or s3, not 'ftp'"),
+        ({"ARTIFACTS_STORAGE": "s3"}, "ARTIFACTS_STORAGE=s3 needs ARTIFACTS_S3_BUCKET"),
+    ],
+)
+def test_settings__bad_artifacts_settings__refuse_to_start_naming_them(tmp_path, env, said):
+    done = _storages_in_a_fresh_process(tmp_path, **env)
+    assert done.returncode != 0
+    assert said in done.stderr
