@@ -10,6 +10,7 @@ from django import forms
 
 from flags.models import ApiTokenScope, FlagEnvironment
 from upgrades.models import (
+    EnvironmentHost,
     EnvironmentKind,
     HookMode,
     InvitedRole,
@@ -121,6 +122,11 @@ class HookForm(forms.Form):
         help_text="One argument a line, the program first; run without a shell. "
         "{version}, {backup_path} and {output_path} are filled in where an action has them.",
     )  # fmt: skip
+    host = forms.ModelChoiceField(
+        label="Run on host", queryset=EnvironmentHost.objects.none(), required=False,
+        empty_label="Choose a host…",
+        help_text="For a command on a host (SSH): one of this environment's hosts.",
+    )  # fmt: skip
     webhook_url = forms.CharField(label="Webhook URL", max_length=200, required=False)
     webhook_secret_header = forms.CharField(
         label="Secret's header", max_length=100, required=False,
@@ -133,6 +139,11 @@ class HookForm(forms.Form):
     )  # fmt: skip
     clear_secret = forms.BooleanField(label="Clear the secret", required=False)
     timeout_seconds = forms.FloatField(label="Time limit (seconds)", min_value=0.1, initial=60)
+
+    def __init__(self, *args: Any, environment: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if environment is not None:
+            self.fields["host"].queryset = environment.hosts.all()
 
     def clean_argv(self) -> list[str]:
         # Each line is one argument exactly as written: nothing is split or quoted by a shell.
@@ -148,6 +159,38 @@ class HookForm(forms.Form):
         elif secret:
             data["webhook_secret"] = secret
         return data
+
+
+class HostForm(forms.Form):
+    address = forms.CharField(
+        max_length=255, help_text="A host name or IP address, e.g. app1.mycelia.internal."
+    )
+    port = forms.IntegerField(min_value=1, max_value=65535, initial=22)
+    user = forms.CharField(max_length=100, help_text="The account the commands run as.")
+    host_key = forms.CharField(
+        label="Host's public key", widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One line, e.g. from ssh-keyscan -t ed25519 app1.mycelia.internal or the "
+        "host's /etc/ssh/ssh_host_ed25519_key.pub. Checked on every connection: a host that "
+        "shows another key is refused.",
+    )  # fmt: skip
+    private_key_file = forms.CharField(
+        label="Private key", max_length=500,
+        help_text="Where the worker reads it: a file path (a mounted secret, e.g. "
+        "/run/secrets/mycelia_ssh_key) or a variable ending in _FILE that holds the path (e.g. "
+        "MYCELIA_SSH_KEY_FILE). Never paste the key: it is not stored.",
+    )  # fmt: skip
+    working_directory = forms.CharField(
+        label="Working folder", max_length=500, required=False,
+        help_text="Where commands run on the host; blank: the user's home.",
+    )  # fmt: skip
+
+    @staticmethod
+    def initial_from(host: Any) -> dict[str, Any]:
+        return {
+            name: getattr(host, name)
+            for name in ("address", "port", "user", "host_key", "private_key_file",
+                         "working_directory")
+        }  # fmt: skip
 
 
 SLO_OPERATORS = [("<=", "at most"), ("<", "under"), (">=", "at least"), (">", "over")]

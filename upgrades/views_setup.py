@@ -29,6 +29,7 @@ from upgrades.forms_setup import (
     CommonIssueForm,
     EnvironmentForm,
     HookForm,
+    HostForm,
     PhaseForm,
     SloForm,
     StepForm,
@@ -37,6 +38,7 @@ from upgrades.forms_setup import (
 from upgrades.models import (
     CommonIssue,
     Environment,
+    EnvironmentHost,
     EnvironmentOperation,
     HookMode,
     HookTest,
@@ -47,7 +49,7 @@ from upgrades.models import (
     ServiceAccount,
     SetupEvent,
 )
-from upgrades.services import hook_tests, setup
+from upgrades.services import hook_tests, hosts, setup
 
 HISTORY_ON_PAGE = 20
 
@@ -133,7 +135,7 @@ def environment_create(request: HttpRequest) -> HttpResponse:
 
 
 def _environment_context(environment: Environment, **forms: Any) -> dict[str, Any]:
-    hooks = list(environment.operations.all())
+    hooks = list(environment.operations.select_related("host"))
     latest: dict[int, HookTest] = {}
     for test in HookTest.objects.filter(hook__in=hooks).select_related("requested_by"):
         latest.setdefault(test.hook_id, test)
@@ -142,6 +144,11 @@ def _environment_context(environment: Environment, **forms: Any) -> dict[str, An
          "test": latest.get(hook.pk), "changes_target": hook_tests.hook_changes_target(hook)}
         for hook in hooks
     ]  # fmt: skip
+    host_cards = [
+        {"host": host, "fingerprint": hosts.host_fingerprint(host),
+         "form": forms.pop(f"host_form_{host.pk}", None) or _host_form(host)}
+        for host in environment.hosts.all()
+    ]  # fmt: skip
     thresholds = {t.metric: t for t in environment.slo_thresholds.all()}
     flag_environment = FlagEnvironment.objects.filter(key=environment.slug).first()
     return {
@@ -149,7 +156,10 @@ def _environment_context(environment: Environment, **forms: Any) -> dict[str, An
         "form": forms.get("form")
         or EnvironmentForm(initial=EnvironmentForm.initial_from(environment)),
         "hook_cards": cards,
-        "new_hook_form": forms.get("new_hook_form") or HookForm(initial={"mode": HookMode.COMMAND}),
+        "new_hook_form": forms.get("new_hook_form")
+        or HookForm(initial={"mode": HookMode.COMMAND}, environment=environment),
+        "host_cards": host_cards,
+        "new_host_form": forms.get("new_host_form") or HostForm(prefix="new-host"),
         "slo_form": forms.get("slo_form") or SloForm(thresholds=thresholds),
         "flag_environment": flag_environment,
         "events": environment.setup_events.select_related("actor")[:HISTORY_ON_PAGE],
@@ -163,11 +173,16 @@ def _hook_form(hook: EnvironmentOperation, data: Any = None) -> HookForm:
         "operation": hook.operation,
         "mode": hook.mode,
         "argv": "\n".join(hook.argv),
+        "host": hook.host_id,
         "webhook_url": hook.webhook_url,
         "webhook_secret_header": hook.webhook_secret_header,
         "timeout_seconds": hook.timeout_seconds,
     }
-    return HookForm(data, initial=initial, prefix=f"hook-{hook.pk}")
+    return HookForm(data, initial=initial, prefix=f"hook-{hook.pk}", environment=hook.environment)
+
+
+def _host_form(host: EnvironmentHost, data: Any = None) -> HostForm:
+    return HostForm(data, initial=HostForm.initial_from(host), prefix=f"host-{host.pk}")
 
 
 @require_http_methods(["GET", "POST"])
@@ -208,7 +223,7 @@ def environment_delete(request: HttpRequest, environment_id: int) -> HttpRespons
 @administrator_required
 def hook_create(request: HttpRequest, environment_id: int) -> HttpResponse:
     environment = get_object_or_404(Environment, pk=environment_id)
-    form = HookForm(request.POST)
+    form = HookForm(request.POST, environment=environment)
     status = 400
     if form.is_valid():
         hook, status = _attempt(form, lambda: setup.hook_save(
@@ -292,6 +307,55 @@ def hook_test(request: HttpRequest, hook_id: int) -> HttpResponse:
 def hook_test_detail(request: HttpRequest, test_id: int) -> HttpResponse:
     test = get_object_or_404(HookTest.objects.select_related("hook", "requested_by"), pk=test_id)
     return render(request, "setup/environment.html#hook-test", {"test": test, "hook": test.hook})
+
+
+@require_POST
+@administrator_required
+def host_create(request: HttpRequest, environment_id: int) -> HttpResponse:
+    environment = get_object_or_404(Environment, pk=environment_id)
+    form = HostForm(request.POST, prefix="new-host")
+    status = 400
+    if form.is_valid():
+        host, status = _attempt(form, lambda: hosts.host_save(
+            environment=environment, host=None, by=request.user, data=form.cleaned_data))  # fmt: skip
+        if host:
+            messages.success(request, f"Host {host.login} added. A hook can now run on it.")
+            return _back(request, reverse("setup:environment", args=[environment.pk]),
+                         f"host-{host.pk}")  # fmt: skip
+    context = _environment_context(environment, new_host_form=form)
+    return render(request, "setup/environment.html", context, status=status)
+
+
+@require_POST
+@administrator_required
+def host_edit(request: HttpRequest, host_id: int) -> HttpResponse:
+    host = get_object_or_404(EnvironmentHost.objects.select_related("environment"), pk=host_id)
+    form = _host_form(host, request.POST)
+    status = 400
+    if form.is_valid():
+        saved, status = _attempt(form, lambda: hosts.host_save(
+            environment=host.environment, host=host, by=request.user, data=form.cleaned_data))  # fmt: skip
+        if saved:
+            messages.success(request, f"Host {saved.login} saved.")
+            return _back(request, reverse("setup:environment", args=[host.environment_id]),
+                         f"host-{host.pk}")  # fmt: skip
+    host.refresh_from_db()
+    context = _environment_context(host.environment, **{f"host_form_{host.pk}": form})
+    return render(request, "setup/environment.html", context, status=status)
+
+
+@require_POST
+@administrator_required
+def host_delete(request: HttpRequest, host_id: int) -> HttpResponse:
+    host = get_object_or_404(EnvironmentHost.objects.select_related("environment"), pk=host_id)
+    try:
+        hosts.host_delete(host=host, by=request.user)
+    except MyceliaError as error:
+        messages.error(request, error.message)
+        return _back(request, reverse("setup:environment", args=[host.environment_id]),
+                     f"host-{host.pk}")  # fmt: skip
+    messages.success(request, f"Host {host.login} removed.")
+    return _back(request, reverse("setup:environment", args=[host.environment_id]), "hosts")
 
 
 @require_POST

@@ -312,8 +312,18 @@ def hook_save(
         )
     mode = data.get("mode", hook.mode)
     if mode not in HookMode.values:
-        raise BadInput("A hook is a command or a webhook.", field="mode")
-    values: dict[str, Any] = {"operation": operation, "mode": mode}
+        raise BadInput("A hook is a command, a command on a host (SSH) or a webhook.", field="mode")
+    values: dict[str, Any] = {"operation": operation, "mode": mode, "host": None}
+    if mode == HookMode.SSH:
+        host = data.get("host", hook.host)
+        host_id = getattr(host, "pk", host)
+        host = environment.hosts.filter(pk=host_id).first() if host_id else None
+        if host is None:
+            raise BadInput(
+                f"Choose the host it runs on (one of {environment.name}'s hosts; add one first).",
+                field="host",
+            )
+        values["host"] = host
     if "timeout_seconds" in data:
         timeout = data["timeout_seconds"]
         if not isinstance(timeout, int | float) or not 0.1 <= timeout <= 24 * 3600:
@@ -321,7 +331,7 @@ def hook_save(
                 "The time limit is between 0.1 seconds and 24 hours.", field="timeout_seconds"
             )
         values["timeout_seconds"] = float(timeout)
-    if mode == HookMode.COMMAND:
+    if mode in (HookMode.COMMAND, HookMode.SSH):
         argv = data.get("argv", hook.argv)
         problem = argv_problem(argv)
         if problem:
