@@ -355,3 +355,26 @@ def test_timeline_page__run_finished_event__state_words(manager_client, interrup
     assert "(Running → Interrupted — outcome unknown)" in text
     assert "(Deploying → Deploy interrupted: outcome unknown)" in text
     assert EventKind.DEPLOYMENT  # the deploy's own line names its state in words
+
+
+def test_page__interrupted_rollback__retry_resolved_by_hand_and_mark_failed_offered(
+    manager_client, manager, interrupted
+):
+    # Given the deploy marked passed, then a rollback whose worker died
+    services.check_run_resolve(run=interrupted, by=manager, outcome="passed", reason="1.5.0 up")
+    upgrade = interrupted.upgrade
+    upgrade.refresh_from_db()
+    rollback = services.upgrade_act(
+        upgrade=upgrade, action="roll_back", by=manager, reason="errors after the deploy"
+    ).run
+    rollback = _claimed(rollback)
+    services.check_runs_sweep(now=_later())
+    rollback.refresh_from_db()
+    assert rollback.status == RunStatus.INTERRUPTED
+
+    panel = _region(_page(manager_client, rollback), f"decide-{rollback.pk}")
+
+    assert "Outcome unknown: the rollback" in panel and BADGE in panel
+    assert "Retry the rollback" in panel
+    for button in ("check", "passed", "failed", "resolved_by_hand", "mark_failed"):
+        assert f'id="decide-{rollback.pk}-{button}"' in panel, button
