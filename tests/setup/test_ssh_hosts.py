@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.upgrades.ssh_server import SshServer, sshd_running
+from tests.upgrades.ssh_server import SshServer, process_gone, sshd_running
 from upgrades.models import EnvironmentHost, EnvironmentOperation, HookTest, SetupEvent
 from upgrades.services import executors, hook_tests, hosts, setup
 from upgrades.services.executors import RunControl
@@ -167,7 +167,8 @@ def test_run_hook__ssh_hook__runs_on_the_host_and_stops_on_request(staging, admi
     host = _host(staging, sshd, administrator)
     setup.hook_save(environment=staging, hook=None, by=administrator, data={
         "operation": "deploy", "mode": "ssh", "host": host, "timeout_seconds": 60,
-        "argv": ["sh", "-c", 'echo "deploying $0 key=$MYCELIA_RUN_KEY"; sleep 1000', "{version}"],
+        "argv": ["sh", "-c", 'echo "deploying $0 key=$MYCELIA_RUN_KEY pid=$$"; sleep 1000',
+                 "{version}"],
     })  # fmt: skip
     control = RunControl(key="run-1-attempt-1")
     seen: list[str] = []
@@ -183,8 +184,10 @@ def test_run_hook__ssh_hook__runs_on_the_host_and_stops_on_request(staging, admi
 
     # Then the output came from the host and the run is cancelled
     assert outcome.status == "cancelled", outcome.reason
-    assert outcome.output == "deploying 2.0.0 key=run-1-attempt-1\n"
+    assert outcome.output.startswith("deploying 2.0.0 key=run-1-attempt-1 pid=")
     assert f"on {host.login}" in outcome.reason
+    # And the command is gone on the host (cancelled before its group was named, even)
+    assert process_gone(int(outcome.output.split("pid=")[1]))
 
 
 def test_step_runs_here__ssh_hook__names_user_host_and_port(

@@ -194,6 +194,25 @@ def test_ssh_command_run__command_leaves_a_straggler__straggler_stopped(sshd, tm
     assert process_gone(int((tmp_path / "straggler.pid").read_text()))
 
 
+def test_ssh_command_run__cancelled_at_its_first_word__remote_process_still_killed(sshd):
+    # Given a command cancelled as soon as its first output arrives (stdout may arrive before
+    # the stderr line that names its process group)
+    seen: list[str] = []
+
+    result = ssh_command_run(
+        target=_target(sshd),
+        argv=_sh("echo pid=$$; exec sleep 1000"),
+        timeout_s=60,
+        kill_grace_s=0.5,
+        on_output=seen.append,
+        should_stop=lambda: bool(seen),
+    )
+
+    # Then it is cancelled and the remote process is gone all the same
+    assert result.outcome == "cancelled", result.reason
+    assert process_gone(int(result.output.split("pid=")[1]))
+
+
 def test_ssh_command_run__host_shows_another_key__fails_naming_the_change(sshd, tmp_path):
     # Given a host whose configured key is not the one the server shows (it changed)
     expected = sshd.other_host_key_line()

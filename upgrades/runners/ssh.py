@@ -240,6 +240,16 @@ def _pump(
         select.select([channel], [], [], min(remaining, 0.1))
 
 
+def _await_pid(channel: paramiko.Channel, output: _Output, stderr: _Stderr, wait_s: float) -> None:
+    """stdout and stderr travel apart: the command may speak (and be cancelled) before the line
+    naming its process group has arrived. Wait a little for it, reading on."""
+    give_up = time.monotonic() + wait_s
+    while stderr.pgid is None and time.monotonic() < give_up and not channel.closed:
+        _read_available(channel, output, stderr)
+        if stderr.pgid is None:
+            select.select([channel], [], [], 0.05)
+
+
 def _drain(channel: paramiko.Channel, output: _Output, stderr: _Stderr, wait_s: float) -> None:
     """What the command wrote before it was stopped is still worth keeping."""
     give_up = time.monotonic() + wait_s
@@ -374,6 +384,7 @@ def ssh_command_run(
         channel.shutdown_write()  # no input: the command reads an empty stdin
         ending = _pump(channel, output, stderr, started + timeout_s, should_stop)
         if ending in ("deadline", "stopped"):
+            _await_pid(channel, output, stderr, wait_s=CONNECT_TIMEOUT_S)
             kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s)
             _drain(channel, output, stderr, wait_s=kill_grace_s + 1)
         elif ending == "exited" and stderr.pgid is not None:
