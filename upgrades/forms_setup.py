@@ -57,7 +57,10 @@ class EnvironmentForm(forms.Form):
         "PromQL query are read from it. Blank: the status document only.",
     )  # fmt: skip
     prometheus_timeout_seconds = forms.FloatField(
-        label="Prometheus timeout (seconds)", min_value=0.1, max_value=120, initial=5.0,
+        label="Prometheus timeout (seconds)",
+        min_value=0.1,
+        max_value=120,
+        initial=5.0,
         required=False,
     )
     prometheus_bearer_token_file = forms.CharField(

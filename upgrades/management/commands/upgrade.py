@@ -1,8 +1,8 @@
 """The lifecycle from a terminal: the same table and services as the page and the API.
 
-    python manage.py upgrade 12                      # state, next action, what is allowed
-    python manage.py upgrade 12 deploy --as alice
-    python manage.py upgrade 12 mark_failed --as alice --reason "build broken"
+python manage.py upgrade 12                      # state, next action, what is allowed
+python manage.py upgrade 12 deploy --as alice
+python manage.py upgrade 12 mark_failed --as alice --reason "build broken"
 """
 
 from __future__ import annotations
