@@ -333,3 +333,9 @@ def test_table__next_action__follows_the_lifecycle():
     assert next_of(status="in_progress", deploy="failed") == "retry"
     assert next_of(status="monitoring", deploy="passed", monitoring_due=True) == "complete"
     assert next_of(status="failed") == "clone"
+
+
+def test_table__next_action__outcome_unknown__says_to_check_the_target():
+    facts = lifecycle.Facts(status="in_progress", upgrade_type="minor", deploy="unknown")
+    action, why = lifecycle.next_action(facts)
+    assert action == "retry" and "outcome is unknown" in why

@@ -376,6 +376,12 @@ def next_action(facts: Facts) -> tuple[str, str] | None:
         (Action.COMPLETE, "The monitoring window has ended."),
         (Action.CLONE, "This upgrade has ended; it can be tried again as a new draft."),
     ]
+    if facts.deploy == DeployState.UNKNOWN or facts.rollback == RollbackState.UNKNOWN:
+        order[0] = (
+            Action.RETRY,
+            "The last attempt was cut off and its outcome is unknown: check the target, then "
+            "retry it or mark it passed or failed.",
+        )
     for action, why in order:
         if action in allowed:
             if action == Action.APPROVE and facts.actor_is_owner:
