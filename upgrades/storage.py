@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import Storage, storages
 
@@ -219,7 +220,9 @@ def artifact_local_copy(
 ) -> Iterator[Path]:
     """A verified copy of the artifact in a local temporary folder, for a hook that wants a
     path (a database restore); removed afterwards. ArtifactTampered when it does not match."""
-    folder = Path(tempfile.mkdtemp(prefix="mycelia-artifact-"))
+    scratch = Path(settings.DATA_DIR) / "scratch"  # under the data folder, as all we write
+    scratch.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="restore-", dir=scratch))
     try:
         target = folder / Path(storage_name).name
         with (

@@ -160,8 +160,9 @@ def test_backup__s3_storage__every_artifact_in_the_bucket_none_left_on_disk(
         assert hashlib.sha256(body).hexdigest() == artifact.sha256
         assert len(body) == artifact.size_bytes
         assert artifact.path == f"s3://{s3_artifacts}/{artifact.storage_name}"
-    media = Path(settings.MEDIA_ROOT)
-    assert not media.exists() or not [p for p in media.rglob("*") if p.is_file()]
+    media, scratch = Path(settings.MEDIA_ROOT), Path(settings.DATA_DIR) / "scratch"
+    for folder in (media, scratch):
+        assert not folder.exists() or not [p for p in folder.rglob("*") if p.is_file()]
 
 
 def test_backup__storage_unreachable__run_errors_saying_the_file_was_not_kept(

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from upgrades import runners, storage
@@ -76,8 +77,11 @@ class Outcome:
 
 def _artifact_dir(run: CheckRun) -> Path:
     """A local scratch folder of the worker's for one run's files (hooks write to a local path);
-    what is kept goes to the artifacts storage (upgrades.storage) and the folder is removed."""
-    return Path(tempfile.mkdtemp(prefix=f"mycelia-upgrade-{run.upgrade_id}-run-{run.pk}-"))
+    what is kept goes to the artifacts storage (upgrades.storage) and the folder is removed.
+    Under the data folder, as everything the product writes."""
+    scratch = Path(settings.DATA_DIR) / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f"upgrade-{run.upgrade_id}-run-{run.pk}-", dir=scratch))
 
 
 def _stamp() -> str:
