@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+AXE := node_modules/axe-core/axe.min.js
 
 .PHONY: run test lint format bench bench-history install clean
 
@@ -17,8 +18,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python scripts/run.py
 
-test: $(STAMP)
+test: $(STAMP) $(AXE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# axe-core for the accessibility sweep (tests/browser/test_accessibility.py); without npm the
+# sweep skips (and fails under CI, where .ci/run installs it).
+$(AXE): package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --loglevel=error && touch $@; \
+	else echo "npm not found: the accessibility sweep will skip"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

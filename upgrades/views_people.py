@@ -55,7 +55,7 @@ def _people_context(**forms: Any) -> dict[str, Any]:
              "form": forms.get(f"token_form_{a.pk}") or TokenForm(prefix=f"token-{a.pk}")}
             for a in accounts
         ],
-        "account_form": forms.get("account_form") or ServiceAccountForm(),
+        "account_form": forms.get("account_form") or ServiceAccountForm(auto_id="account_%s"),
         "invitation_hours": people.INVITATION_HOURS,
         "new_token": forms.get("new_token"),
         "events": SetupEvent.objects.filter(
@@ -137,7 +137,8 @@ def person_active(request: HttpRequest, user_id: int) -> HttpResponse:
 @require_POST
 @administrator_required
 def service_account_create(request: HttpRequest) -> HttpResponse:
-    form = ServiceAccountForm(request.POST)
+    # Its ids stay apart from the invite form's on the same page (both have a "role").
+    form = ServiceAccountForm(request.POST, auto_id="account_%s")
     status = 400
     if form.is_valid():
         account, status = _attempt(form, lambda: people.service_account_create(

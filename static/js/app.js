@@ -103,3 +103,92 @@ document.addEventListener("DOMContentLoaded", () => {
   const menu = document.querySelector(".topbar .menu");
   if (menu && window.matchMedia("(max-width: 700px)").matches) menu.open = false;
 });
+
+// Live regions that refresh themselves can be paused (WCAG 2.2.2): a button with
+// data-pauses="<id of the polled element>" stops its polls and starts them again. Someone who
+// asked their system for reduced motion finds them paused, with the button to resume.
+(function () {
+  "use strict";
+  const paused = new Set();
+
+  function label(button) {
+    const stopped = paused.has(button.dataset.pauses);
+    button.setAttribute("aria-pressed", stopped ? "true" : "false");
+    button.textContent = stopped ? "Resume live updates" : "Pause live updates";
+    const note = button.dataset.note && document.getElementById(button.dataset.note);
+    if (note) note.textContent = stopped ? "Live updates are paused." : "";
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    const still = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    document.querySelectorAll("button[data-pauses]").forEach(function (button) {
+      if (still) paused.add(button.dataset.pauses);
+      button.hidden = false;
+      label(button);
+    });
+  });
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest && event.target.closest("button[data-pauses]");
+    if (!button) return;
+    const id = button.dataset.pauses;
+    if (paused.has(id)) paused.delete(id);
+    else paused.add(id);
+    label(button);
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const elt = event.detail.elt;
+    const config = event.detail.requestConfig || {};
+    if (elt && elt.id && paused.has(elt.id) && !config.triggeringEvent) event.preventDefault();
+  });
+})();
+
+// When a run in the runs panel finishes (the panel is polled), the page's polite live region
+// says so in words: "Run #12 Health check: Passed." or "... Failed: GET /health answered 503".
+// Focus stays where it was.
+(function () {
+  "use strict";
+  const ACTIVE = ["queued", "running"];
+  let before = null;
+
+  function statuses(panel) {
+    const seen = {};
+    panel.querySelectorAll("li.run[id]").forEach(function (li) {
+      seen[li.id] = ACTIVE.some((s) => li.classList.contains(s)) ? "active" : "finished";
+    });
+    return seen;
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const target = event.detail.target;
+    if (target && target.id === "runs") before = statuses(target);
+  });
+
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!before) return;
+    const was = before;
+    before = null;
+    const panel = document.getElementById("runs");
+    const region = document.getElementById("page-message");
+    if (!panel || !region) return;
+    const said = [];
+    Object.entries(statuses(panel)).forEach(function ([id, now]) {
+      if (was[id] !== "active" || now !== "finished") return;
+      const li = document.getElementById(id);
+      const what = li.querySelector(".run-what .wrap");
+      const status = li.querySelector(".run-status");
+      const reason = li.querySelector(".run-reason");
+      const why = reason ? reason.firstChild && reason.firstChild.textContent.trim() : "";
+      said.push(
+        "Run " + id.replace("run-", "#") + " " + (what ? what.textContent.trim() : "") + ": " +
+        (status ? status.textContent.trim() : "finished") + (why ? ": " + why : "") + ".",
+      );
+    });
+    if (!said.length) return;
+    const p = document.createElement("p");
+    p.className = "msg";
+    p.textContent = said.join(" ");
+    region.replaceChildren(p);
+  });
+})();

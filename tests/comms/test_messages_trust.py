@@ -265,7 +265,7 @@ def test_message_page__webhook_preview__the_exact_json_body_that_is_sent(
 
     # When the manager reads the preview, then sends it
     page = manager_client.get(draft.get_absolute_url()).content.decode()
-    (shown,) = re.findall(r'<pre class="log" data-role="webhook-body">(.*?)</pre>', page, re.S)
+    (shown,) = re.findall(r'<pre class="log" data-role="webhook-body"[^>]*>(.*?)</pre>', page, re.S)
     services.message_send(message=draft, by=manager)
     services.delivery_attempt(delivery_id=Delivery.objects.get(message=draft).pk)
 
