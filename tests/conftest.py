@@ -61,6 +61,16 @@ def outsider_client(client, outsider):
 
 
 @pytest.fixture(autouse=True)
+def _default_urlconf_after_each_test():
+    """A test that calls the WSGI app without closing the response leaves the lean OFREP
+    URLconf set for this thread (Django resets it on request_finished): put the default back."""
+    yield
+    from django.urls import set_urlconf
+
+    set_urlconf(None)
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # Hashing strength is Django's business, not ours: keep the suite quick.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
