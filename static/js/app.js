@@ -80,7 +80,10 @@
   document.addEventListener("htmx:beforeSwap", remember);
   document.addEventListener("htmx:oobBeforeSwap", remember);
 
-  document.addEventListener("htmx:afterSettle", function () {
+  // At once after the swap (out-of-band regions are in place by then), not after the settle
+  // delay: in between, focus would sit on <body> and a key pressed then would start from the
+  // top of the page.
+  document.addEventListener("htmx:afterSwap", function () {
     if (!lost) return;
     const was = lost;
     lost = null;

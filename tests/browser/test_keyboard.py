@@ -14,7 +14,7 @@ from tests.browser.conftest import sign_in
 from tests.conftest import PASSWORD
 from tests.integration.conftest import worker_factory  # noqa: F401 - fixture
 
-pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LIVE = 30_000  # ms: a check goes from queued to finished on the worker well within this
 
@@ -59,6 +59,7 @@ def _after_in_document(page, selector: str) -> None:
     assert after, f"the next Tab went to {_focused(page)}, before {selector}"
 
 
+@pytest.mark.worker
 def test_upgrade_page__keyboard_only__tick_skip_and_run_a_check__focus_stays_and_is_announced(
     new_page,
     manager,
@@ -144,3 +145,54 @@ def test_upgrade_page__keyboard_only__tick_skip_and_run_a_check__focus_stays_and
     _focus_in(page, f"#step-{diagnose.pk}")
     expect(page.locator("#page-message")).to_contain_text("Run diagnostics: Passed")
     assert page.evaluate("window.__no_reload") == "still here"
+
+
+def test_status_page__pause_by_keyboard_and_reduced_motion__no_poll_while_paused(
+    browser, live_server
+):
+    # Given the public status page with an upgrade in progress
+    from comms import services
+    from tests.comms.conftest import sync
+
+    services.comms_seed()
+    sync(upgrade_id=1, status="in_progress", title="Upgrade to 1.5.0", progress_percent=40)
+    context = browser.new_context(base_url=live_server.url)
+    page = context.new_page()
+    page.clock.install()
+    page.goto("/status/")
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if "part=live" in r.url else None)
+    pause = page.locator("button[data-pauses=live]")
+    expect(pause).to_have_text("Pause live updates")
+    expect(pause).to_have_attribute("aria-pressed", "false")
+
+    # When a visitor tabs to the button and presses Enter
+    _tab_to(page, "button[data-pauses=live]")
+    page.keyboard.press("Enter")
+
+    # Then the page says so, and three refresh intervals pass without a request
+    expect(pause).to_have_attribute("aria-pressed", "true")
+    expect(pause).to_have_text("Resume live updates")
+    expect(page.locator("#live-paused")).to_have_text("Live updates are paused.")
+    page.clock.run_for(16_000)
+    assert polls == []
+    assert _focused(page) != "body"
+
+    # When they press it again, the next tick refreshes
+    page.keyboard.press("Enter")
+    expect(pause).to_have_attribute("aria-pressed", "false")
+    with page.expect_response(lambda r: "part=live" in r.url):
+        page.clock.run_for(5_500)
+    context.close()
+
+    # Someone who asked for reduced motion finds the refresh paused, with the button to resume
+    still = browser.new_context(base_url=live_server.url, reduced_motion="reduce")
+    page = still.new_page()
+    page.clock.install()
+    page.goto("/status/")
+    polls.clear()
+    page.on("request", lambda r: polls.append(r.url) if "part=live" in r.url else None)
+    expect(page.locator("button[data-pauses=live]")).to_have_text("Resume live updates")
+    page.clock.run_for(16_000)
+    assert polls == []
+    still.close()
