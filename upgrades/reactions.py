@@ -16,13 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
 from upgrades.models import EventKind, RollbackState, Upgrade, UpgradeEvent, UpgradeStatus
 from upgrades.services import announce
 from upgrades.services.reviews import reviews_schedule
-from upgrades.tasks import monitoring_baseline_task
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _status_changed(event: UpgradeEvent) -> None:
                 upgrade, "progress", by=event.actor, moment="started", status="In Progress",
                 progress="The upgrade has started.",
             )  # fmt: skip
-        transaction.on_commit(lambda: _send_quietly(monitoring_baseline_task, upgrade.pk))
+        transaction.on_commit(lambda: _send_quietly("upgrades.monitoring_baseline", upgrade.pk))
 
 
 def _step_closed(event: UpgradeEvent) -> None:
@@ -79,12 +79,13 @@ REACTIONS: dict[str, tuple[Callable[[UpgradeEvent], None], ...]] = {
 }
 
 
-def _send_quietly(task, *args) -> None:
+def _send_quietly(task_name: str, *args) -> None:
     # Work that can be redone later (a baseline) must not fail a request when the broker is down.
+    # By name: the tasks module imports the services, so importing it here would be a cycle.
     try:
-        task.apply_async(args=list(args), retry=False)
+        current_app.send_task(task_name, args=list(args), retry=False)
     except Exception as exc:  # noqa: BLE001
-        logger.warning("Could not queue %s%s: %s", task.name, args, exc)
+        logger.warning("Could not queue %s%s: %s", task_name, args, exc)
 
 
 def events_react(*, upgrade_id: int | None = None, limit: int = 200) -> int:

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
+from comms.selectors import messages_for_upgrade
+from flags.selectors import flag_events_between
 from upgrades.models import (
     ACTIVE_RUN_STATUSES,
     FINISHED_STATUSES,
@@ -22,21 +24,26 @@ from upgrades.models import (
     EventKind,
     Facts,
     FreezeEvent,
+    HookMode,
     MonitoringSample,
     MonitoringWindow,
+    Operation,
     PhaseStage,
     PostUpgradeReview,
     RunKind,
     RunStatus,
     SamplePhase,
+    StepKind,
     StepStatus,
     Upgrade,
     UpgradeEvent,
     UpgradePhase,
     UpgradeStatus,
+    UpgradeType,
     Verdict,
     lifecycle,
 )
+from upgrades.playbook import FLAG_CLI_DISABLE, FLAG_CLI_ENABLE, OPERATION_BY_COMMAND
 from upgrades.runners import prometheus
 
 
@@ -431,8 +438,6 @@ def _upgrades_with_people() -> QuerySet[Upgrade]:
 
 def upgrade_report(upgrade: Upgrade) -> dict:
     """Everything that happened to one upgrade, for its self-contained report."""
-    from comms.selectors import messages_for_upgrade
-    from flags.selectors import flag_events_between
 
     flag_changes = []
     if upgrade.upgrade_type == "feature_flag" and upgrade.flag_key:
@@ -682,8 +687,6 @@ def _hook_text(environment, operation: str, values: dict[str, str]) -> str:
     """The command (placeholders filled) or webhook an operation runs in `environment`."""
     import shlex
 
-    from upgrades.models import HookMode, Operation
-
     hook = _environment_hooks(environment).get(operation)
     label = Operation(operation).label if operation in Operation.values else operation
     if hook is None:
@@ -710,7 +713,6 @@ def step_runs_here(step: ChecklistStep, environment, upgrade: Upgrade) -> str:
     the hook's command with its placeholders filled, the webhook, the real health or status URL,
     the real flag. "" for a manual step whose playbook text names nothing environment-specific.
     """
-    from upgrades.models import Operation, StepKind
 
     config = step.check_config or {}
     base = environment.base_url.rstrip("/") or "(no base URL set)"
@@ -757,7 +759,6 @@ def step_runs_here(step: ChecklistStep, environment, upgrade: Upgrade) -> str:
 
 
 def _deploy_text(environment, upgrade: Upgrade, values: dict[str, str]) -> str:
-    from upgrades.models import Operation, UpgradeType
 
     if upgrade.upgrade_type == UpgradeType.FEATURE_FLAG:
         return f"Turn feature flag {upgrade.flag_key or '(none named)'} on in {environment.slug}"
@@ -766,8 +767,6 @@ def _deploy_text(environment, upgrade: Upgrade, values: dict[str, str]) -> str:
 
 def _manual_text(commands: str, environment, upgrade: Upgrade, values: dict[str, str]) -> str:
     """A manual step's playbook commands with what this environment has in their place."""
-    from upgrades.models import UpgradeType
-    from upgrades.playbook import FLAG_CLI_DISABLE, FLAG_CLI_ENABLE, OPERATION_BY_COMMAND
 
     if not commands.strip():
         return ""

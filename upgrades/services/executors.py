@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from flags import services as flag_services
 from upgrades import runners, storage
 from upgrades.models import (
     Artifact,
@@ -437,8 +438,6 @@ def _one_backup(
 
 def _flag_state(run: CheckRun, environment: Environment, *, on: bool) -> Outcome:
     """Feature-flag deploy and rollback go through the flags app's service."""
-    from flags import services as flag_services
-
     try:
         changed = flag_services.flag_switch_by_key(
             flag_key=run.params["flag_key"],

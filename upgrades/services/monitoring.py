@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from flags import services as flag_services
 from upgrades import runners
 from upgrades.models import (
     EventKind,
@@ -244,8 +245,6 @@ def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSa
         _event(upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
                message=f"Guard: {why}. Consider rolling back.")  # fmt: skip
         return
-    from flags import services as flag_services
-
     try:
         with transaction.atomic():
             locked = Upgrade.objects.select_for_update().get(pk=upgrade.pk)

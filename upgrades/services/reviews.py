@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from comms import services as comms
 from mycelia_ops.errors import BadInput as InvalidInput
 from mycelia_ops.errors import Conflict
 from upgrades.models import (
@@ -157,8 +158,6 @@ def _remind(review: PostUpgradeReview, kind: str) -> None:
         + "\n".join(f"- [{'x' if i['done'] else ' '}] {i['text']}" for i in review.items)
         + f"\n\n{settings.MYCELIA_BASE_URL}{review.upgrade.get_absolute_url()}#reviews\n"
     )
-    from comms import services as comms
-
     upgrade = review.upgrade
     comms.reminder_send(
         upgrade_id=upgrade.pk,

@@ -22,6 +22,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q, Value
@@ -57,6 +58,7 @@ from upgrades.services.checklist import (
     status_move,
     step_complete,
 )
+from upgrades.services.executors import Outcome, RunControl, execute, read_running_version
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +95,8 @@ def _event(run: CheckRun, *, kind: str, by: Any, from_value: str, to_value: str,
 def _nudge(run_id: int) -> None:
     """Send the broker a message for a run. If the broker is down the run stays queued with no
     nudge recorded, the page says so, and the sweep sends it once the broker is back."""
-    from upgrades.tasks import check_run_execute_task
-
+    # Looked up by name: upgrades.tasks imports the services, so importing it here is a cycle.
+    check_run_execute_task = current_app.tasks["upgrades.check_run_execute"]
     try:
         # A short retry re-opens a pooled connection left dead by an outage; a broker that is
         # really down fails fast instead of holding up the request.
@@ -437,8 +439,6 @@ class OutputSink:
 
 def check_run_execute(*, run_id: int) -> str:
     """Claim a queued run and carry it out. Returns what happened, for the task's log."""
-    from upgrades.services.executors import Outcome, RunControl, execute
-
     now = timezone.now()
     claimed = CheckRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, attempt=F("attempt") + 1,
@@ -571,7 +571,6 @@ def check_run_target_read(*, run: CheckRun, by: Any) -> tuple[str, str]:
     """Read-only: ask the target which version it runs now (its /health, else its status JSON),
     to decide what an interrupted run did. Recorded on the timeline. Returns the version ("" if
     none could be read) and the sentence recorded."""
-    from upgrades.services.executors import read_running_version
 
     _check_may_decide(run, by)
     if not run.outcome_unknown:
@@ -594,7 +593,6 @@ def check_run_resolve(*, run: CheckRun, by: Any, outcome: str, reason: str) -> C
     cancelled mid-way): it passed or it failed. Recorded with who and why, and followed by
     what a real pass or failure means (a deploy that passed is deployed; one that failed is
     offered a retry; a rollback that passed rolls the upgrade back)."""
-    from upgrades.services.executors import Outcome
 
     if outcome not in RESOLUTIONS:
         raise InvalidInput("Say whether it passed or failed.", field="outcome")
