@@ -141,3 +141,11 @@ def test_common_issues__are_records_staff_edit_and_the_run_page_offers_them(
     services.check_run_execute(run_id=tail.pk)
     tail.refresh_from_db()
     assert tail.status == RunStatus.PASSED and "fault health_failing on" in tail.output
+
+
+def test_run_log__offset_of_thirty_nines__answers_empty_not_500(minor, manager, stakeholder_client):
+    step = minor.steps.filter(phase__order=1, kind="command").first()
+    run = services.check_run_request(upgrade=minor, step=step, by=manager)
+    url = reverse("upgrades:run_log", args=[minor.pk, run.pk])
+    response = stakeholder_client.get(url, {"offset": "9" * 30})
+    assert response.status_code == 200

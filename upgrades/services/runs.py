@@ -788,7 +788,8 @@ def _sweep_one(run: CheckRun, *, now: datetime) -> str | None:
 
 def check_run_log(*, run: CheckRun, offset: int) -> tuple[str, int]:
     """The part of a run's output after `offset`, for a log that tails while it runs."""
-    offset = max(offset, 0)
+    # Beyond any output a run keeps (64 KiB): clamped so the database never sees an overflow.
+    offset = min(max(offset, 0), 2**31 - 2)
     chunk, size = (
         CheckRun.objects.filter(pk=run.pk)
         .annotate(chunk=Substr("output", offset + 1), size=Length("output"))
