@@ -135,6 +135,16 @@ def _realistic_data(make_upgrade, manager, staging, demo_environment):
     done = drive(make_upgrade("minor", title="Mycelia 1.4.9", environment=staging), manager,
                  to="completed")  # fmt: skip
     reactions.events_react(upgrade_id=done.pk)
+    watched = drive(make_upgrade("minor", title="Mycelia 1.4.8", environment=staging), manager,
+                    to="monitoring")  # fmt: skip
+    reactions.events_react(upgrade_id=watched.pk)
+    cut_off = drive(make_upgrade("minor", title="Mycelia 1.4.7", environment=staging), manager,
+                    to="in_progress")  # fmt: skip
+    interrupted = CheckRun.objects.create(
+        upgrade=cut_off, kind=RunKind.DEPLOY, action="deploy", title="Deploy 1.5.0",
+        status=RunStatus.INTERRUPTED, reason="the worker stopped while it ran",
+        started_at=now - timedelta(minutes=3), finished_at=now,
+    )  # fmt: skip
     patch = drive(make_upgrade("emergency", environment=production, title="CVE-2026-1234 patch"),
                   manager, to="in_progress")  # fmt: skip
     mark_deployed(patch)
@@ -165,7 +175,8 @@ def _realistic_data(make_upgrade, manager, staging, demo_environment):
         by=manager,
     )  # fmt: skip
     runs = minor.runs.order_by("pk")
-    return {"minor": minor, "draft": major, "passed": runs[0], "failed": runs[1]}
+    return {"minor": minor, "draft": major, "passed": runs[0], "failed": runs[1],
+            "interrupted": interrupted}  # fmt: skip
 
 
 def _sweep(context, start: list[str], label: str, width: str) -> tuple[list[str], list[str]]:
@@ -244,7 +255,8 @@ def test_every_page__each_role_at_1280_and_390_px__no_wcag_violation_and_no_side
         "manager": [
             "/upgrades/", "/upgrades/dashboard/", *upgrade_pages,
             f"/upgrades/{minor.pk}/runs/{data['passed'].pk}/",
-            f"/upgrades/{minor.pk}/runs/{data['failed'].pk}/", f"/upgrades/{minor.pk}/timeline/",
+            f"/upgrades/{minor.pk}/runs/{data['failed'].pk}/",
+            f"/upgrades/{data['interrupted'].upgrade_id}/runs/{data['interrupted'].pk}/", f"/upgrades/{minor.pk}/timeline/",
             f"/upgrades/{minor.pk}/report/", f"/upgrades/{draft.pk}/edit/", "/upgrades/new/",
             "/upgrades/freezes/", "/upgrades/lessons/", "/flags/", "/flags/new/",
             "/flags/dark-mode/", "/flags/tokens/", "/comms/messages/", "/comms/channels/",
