@@ -309,16 +309,17 @@ def test_rollback__draft_upgrade__is_refused(minor, manager):
 
 def test_sweep__queued_run_never_sent__is_nudged(minor, manager, monkeypatch):
     _deployed(minor)
-    sent: list[int] = []
-    from upgrades.tasks import check_run_execute_task
+    sent: list[tuple[str, int]] = []
+    from celery import current_app
 
+    # Sent by name (the web server never imports upgrades.tasks)
     monkeypatch.setattr(
-        check_run_execute_task, "apply_async", lambda args, **kw: sent.append(args[0])
+        current_app, "send_task", lambda name, args, **kw: sent.append((name, args[0]))
     )
     step = minor.steps.get(title="Verify deployment")
     run = services.check_run_request(upgrade=minor, step=step, by=manager)
     assert services.check_runs_sweep() == {"requeued": 0, "nudged": 1}
-    assert sent == [run.pk]
+    assert sent == [("upgrades.check_run_execute", run.pk)]
     run.refresh_from_db()
     assert run.nudged_at is not None
 

@@ -95,12 +95,15 @@ def _event(run: CheckRun, *, kind: str, by: Any, from_value: str, to_value: str,
 def _nudge(run_id: int) -> None:
     """Send the broker a message for a run. If the broker is down the run stays queued with no
     nudge recorded, the page says so, and the sweep sends it once the broker is back."""
-    # Looked up by name: upgrades.tasks imports the services, so importing it here is a cycle.
-    check_run_execute_task = current_app.tasks["upgrades.check_run_execute"]
     try:
+        # Sent by name: upgrades.tasks imports the services (importing it here is a cycle), and
+        # a process that never imported it (the web server, `manage.py upgrade`) has no such
+        # task in its registry; the worker has it, with its limits and late acks.
         # A short retry re-opens a pooled connection left dead by an outage; a broker that is
         # really down fails fast instead of holding up the request.
-        check_run_execute_task.apply_async(args=[run_id], retry=True, retry_policy=PUBLISH_RETRY)
+        current_app.send_task(
+            "upgrades.check_run_execute", args=[run_id], retry=True, retry_policy=PUBLISH_RETRY
+        )
     except Exception as exc:  # noqa: BLE001 - any broker failure leaves the row for the sweep
         logger.warning("Broker unreachable for run %s: %s", run_id, exc)
         return
