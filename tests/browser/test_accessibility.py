@@ -179,6 +179,31 @@ def _realistic_data(make_upgrade, manager, staging, demo_environment):
             "interrupted": interrupted}  # fmt: skip
 
 
+def _check(page, where: str) -> list[str]:
+    """What axe, the id references and the width say about the page as it is now."""
+    problems = []
+    for v in page.evaluate(AXE_RUN, TAGS):
+        problems.append(
+            f"{where}: {v['id']} ({v['impact']}) x{v['count']}: {v['help']}\n"
+            + "".join(f"      {t}\n" for t in v["targets"])
+        )
+    problems += [f"{where}: {p}" for p in page.evaluate(REFERENCES)]
+    fit = page.evaluate(OVERFLOW)
+    if fit["scroll"] > fit["width"]:
+        problems.append(
+            f"{where}: scrolls sideways, {fit['scroll']} px wide on a {fit['width']} px"
+            f" screen; wide: {', '.join(fit['wide'])}"
+        )
+    return problems
+
+
+def _axe_or_skip() -> None:
+    if not AXE.exists():
+        if os.environ.get("CI"):
+            pytest.fail("axe-core is missing: .ci/run installs it with `npm ci`.")
+        pytest.skip("axe-core is not installed: run `npm ci` at the repository root")
+
+
 def _sweep(context, start: list[str], label: str, width: str) -> tuple[list[str], list[str]]:
     """Visit the start pages and every kind of page linked from them; return the problems."""
     page = context.new_page()
@@ -200,19 +225,7 @@ def _sweep(context, start: list[str], label: str, width: str) -> tuple[list[str]
             problems.append(f"[{label} {width}] {path} answered {response.status}")
             continue
         visited.append(path)
-        where = f"[{label} {width}] {path}"
-        for v in page.evaluate(AXE_RUN, TAGS):
-            problems.append(
-                f"{where}: {v['id']} ({v['impact']}) x{v['count']}: {v['help']}\n"
-                + "".join(f"      {t}\n" for t in v["targets"])
-            )
-        problems += [f"{where}: {p}" for p in page.evaluate(REFERENCES)]
-        fit = page.evaluate(OVERFLOW)
-        if fit["scroll"] > fit["width"]:
-            problems.append(
-                f"{where}: scrolls sideways, {fit['scroll']} px wide on a {fit['width']} px"
-                f" screen; wide: {', '.join(fit['wide'])}"
-            )
+        problems += _check(page, f"[{label} {width}] {path}")
         for href in page.evaluate(LINKS):
             target = urlsplit(href).path
             if not SKIP.search(target) and target not in visited:
@@ -224,10 +237,7 @@ def _sweep(context, start: list[str], label: str, width: str) -> tuple[list[str]
 def test_every_page__each_role_at_1280_and_390_px__no_wcag_violation_and_no_sideways_scroll(
     browser, live_server, make_upgrade, manager, stakeholder, staging, demo_environment
 ):
-    if not AXE.exists():
-        if os.environ.get("CI"):
-            pytest.fail("axe-core is missing: .ci/run installs it with `npm ci`.")
-        pytest.skip("axe-core is not installed: run `npm ci` at the repository root")
+    _axe_or_skip()
     data = _realistic_data(make_upgrade, manager, staging, demo_environment)
     User.objects.create_superuser("root", "root@example.com", PASSWORD)
     minor, draft = data["minor"], data["draft"]
@@ -288,4 +298,42 @@ def test_every_page__each_role_at_1280_and_390_px__no_wcag_violation_and_no_side
 
     print("pages checked:", counts)
     assert all(n >= 3 for n in counts.values()), counts
+    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+
+
+def test_forms_answered_with_errors__1280_and_390_px__no_wcag_violation_and_no_sideways_scroll(
+    browser, live_server, manager, playbook, staging
+):
+    """The pages a mistake leads to: a wrong password, a flag name that is not a key, a new
+    upgrade with its required fields left empty (the browser's own checks turned off, as an
+    older browser or a script would send it)."""
+    _axe_or_skip()
+    problems: list[str] = []
+    for width, viewport in WIDTHS.items():
+        context = browser.new_context(base_url=live_server.url, viewport=viewport)
+        context.set_default_timeout(10_000)
+        context.add_init_script(path=str(AXE))
+        page = context.new_page()
+
+        page.goto("/accounts/login/")
+        page.fill("input[name=username]", manager.username)
+        page.fill("input[name=password]", "not-the-password")
+        page.click("button[type=submit]")
+        page.wait_for_selector("[role=alert], .error, .alert")
+        problems += _check(page, f"[visitor {width}] wrong password")
+
+        sign_in(page, manager.username, PASSWORD)
+        page.goto("/flags/new/")
+        page.fill("input[name=key]", "Not a key!")
+        page.click("button[type=submit].primary")
+        page.wait_for_selector("[role=alert]")
+        problems += _check(page, f"[manager {width}] /flags/new/ with a bad name")
+
+        page.goto("/upgrades/new/")
+        page.evaluate("document.querySelectorAll('form').forEach((f) => f.noValidate = true)")
+        page.click("form.stacked button[type=submit]")
+        page.wait_for_selector("form.stacked .has-error")
+        problems += _check(page, f"[manager {width}] /upgrades/new/ left empty")
+        context.close()
+
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
