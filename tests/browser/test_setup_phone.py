@@ -33,7 +33,7 @@ def _fits(page) -> None:
 def test_first_day__phone__set_up_test_hooks_invite__no_sideways_scrolling(
     new_page,
     mailoutbox,
-    receiver,
+    receiver,  # noqa: F811
     worker_factory,  # noqa: F811
 ):
     User.objects.create_superuser("root", "root@example.com", "a-long-fresh-password-9")
