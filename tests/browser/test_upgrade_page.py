@@ -4,8 +4,11 @@ and keeps focus on or near the control that was used."""
 
 from __future__ import annotations
 
+import contextlib
+
 import httpx
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from tests.browser.conftest import sign_in
@@ -25,11 +28,14 @@ def _fits(page) -> None:
 
 
 def _focus_within(page, selector: str) -> None:
-    inside = page.evaluate(
+    # app.js moves focus once htmx has swapped: wait for that moment, not for a fixed time.
+    check = (
         "(sel) => { const a = document.activeElement;"
-        " return !!(a && a !== document.body && a.closest(sel)); }",
-        selector,
+        " return !!(a && a !== document.body && a.closest(sel)); }"
     )
+    with contextlib.suppress(PlaywrightTimeout):  # the assertion below says where focus went
+        page.wait_for_function(check, arg=selector, timeout=3000)
+    inside = page.evaluate(check, selector)
     focused = page.evaluate(
         "() => document.activeElement ? document.activeElement.outerHTML.slice(0, 120) : ''"
     )
