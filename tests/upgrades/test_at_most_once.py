@@ -700,3 +700,21 @@ def test_guard__trips__flip_event_window_and_rollback_together(flag_upgrade, man
     assert upgrade.rollback_state == RollbackState.PASSED
     assert MonitoringWindow.objects.get(upgrade=upgrade).ended_at is not None
     assert upgrade.events.get(kind=EventKind.GUARD_TRIPPED).to_value == "off"
+
+
+def test_guard__rollback_already_running__asks_the_table_and_leaves_the_flag(
+    flag_upgrade, manager, demo_mycelia
+):
+    from tests.conftest import flag_is_on, set_fault
+
+    # Given a flag upgrade being monitored whose rollback a release manager has just started
+    upgrade = _guard_ready(flag_upgrade, manager)
+    Upgrade.objects.filter(pk=upgrade.pk).update(rollback_state=RollbackState.RUNNING)
+    set_fault(demo_mycelia, "health_failing")
+    # When the guard trips
+    services.monitoring_sample_take(upgrade_id=upgrade.pk)
+    # Then it does not act twice: the table refuses a second rollback, and the timeline says why
+    assert flag_is_on("new-checkout", "demo-staging")
+    assert Upgrade.objects.get(pk=upgrade.pk).status == UpgradeStatus.MONITORING
+    said = upgrade.events.get(kind=EventKind.GUARD_TRIPPED).message
+    assert "A rollback is running" in said and "left as it is" in said

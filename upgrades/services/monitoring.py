@@ -17,8 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from flags import services as flag_services
-from upgrades import runners
+from upgrades import runners, selectors
 from upgrades.models import (
+    Action,
     EventKind,
     MonitoringSample,
     MonitoringWindow,
@@ -29,6 +30,7 @@ from upgrades.models import (
     UpgradeEvent,
     UpgradeStatus,
     UpgradeType,
+    lifecycle,
 )
 from upgrades.runners import prometheus
 from upgrades.services.checklist import Conflict, InvalidInput, status_move
@@ -248,11 +250,14 @@ def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSa
     try:
         with transaction.atomic():
             locked = Upgrade.objects.select_for_update().get(pk=upgrade.pk)
-            if locked.status != UpgradeStatus.MONITORING:
+            # The guard is one more door: it rolls back only what the lifecycle table allows.
+            verdict = lifecycle.verdict(Action.ROLL_BACK, selectors.lifecycle_facts(locked))
+            if locked.status != UpgradeStatus.MONITORING or not verdict.allowed:
+                why_not = verdict.why or (
+                    f"The upgrade is {locked.get_status_display().lower()} by now."
+                )
                 _event(upgrade.pk, by=None, kind=EventKind.GUARD_TRIPPED,
-                       message=f"Guard: {why}. The upgrade is "
-                       f"{locked.get_status_display().lower()} by now: the flag was left as "
-                       "it is.")  # fmt: skip
+                       message=f"Guard: {why}. {why_not} The flag was left as it is.")  # fmt: skip
                 return
             flag_services.flag_switch_by_key(
                 flag_key=upgrade.flag_key, environment_key=upgrade.environment.slug, on=False,
