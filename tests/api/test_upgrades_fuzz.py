@@ -159,3 +159,15 @@ def test_fuzz__aimed_at_upgrades_in_every_state__no_5xx(
     aimed = [op for op in operations if "{" in op.path]
     sent = sum(_aimed(op, token, upgrades_in_every_state) for op in aimed)
     assert sent >= len(aimed) * 10
+
+
+def test_fuzz__every_upgrades_operation_on_a_bare_install__no_5xx(operations, manager):
+    # Given a bare install: no playbook seeded, no environment, no upgrade (only the migrations)
+    from upgrades.models import Environment, PlaybookTemplate
+
+    assert not Environment.objects.exists() and not PlaybookTemplate.objects.exists()
+    token = token_of(manager)
+    sent = 0
+    for operation in operations:
+        sent += _fuzz_one(operation, GenerationMode.POSITIVE, token)
+    assert sent >= len(OPERATIONS) * 5
