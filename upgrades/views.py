@@ -5,22 +5,18 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_GET
 
 from mycelia_ops.roles import release_manager_required, viewer_required
 from upgrades import selectors, services
 from upgrades import storage as artifact_storage
-from upgrades.forms import UpgradeCreateForm
 from upgrades.models import (
-    TYPE_PROFILES,
     Artifact,
     CheckRun,
     Environment,
-    Risk,
     Upgrade,
     UpgradeStatus,
     UpgradeType,
@@ -65,57 +61,6 @@ def upgrade_list(request: HttpRequest) -> HttpResponse:
     }
     template = "upgrades/list.html#results" if request.htmx else "upgrades/list.html"
     return render(request, template, context)
-
-
-@require_http_methods(["GET", "POST"])
-@release_manager_required
-def upgrade_create(request: HttpRequest) -> HttpResponse:
-    form = UpgradeCreateForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            try:
-                upgrade = services.upgrade_create(
-                    upgrade_type=data["upgrade_type"],
-                    emergency_kind=data["emergency_kind"],
-                    title=data["title"],
-                    environment=data["environment"],
-                    owner=request.user,
-                    by=request.user,
-                    version_from=data["version_from"],
-                    version_to=data["version_to"],
-                    flag_key=data["flag_key"],
-                    risk=data["risk"] or None,
-                    window_start=data["window_start"],
-                    window_minutes=data["window_minutes"],
-                )
-            except services.UpgradeError as error:
-                form.add_error(error.field if error.field in form.fields else None, error.message)
-                status = error.status
-            else:
-                messages.success(request, f"Upgrade “{upgrade.title}” created.")
-                return redirect(upgrade)
-        else:
-            status = 400
-    context = {
-        "form": form,
-        "profiles": _profiles(),
-        "no_environments": not Environment.objects.exists(),
-    }
-    return render(request, "upgrades/create.html", context, status=status)
-
-
-def _profiles() -> list[dict[str, str]]:
-    return [
-        {
-            "label": UpgradeType(kind).label,
-            "purpose": profile["purpose"],
-            "risk": Risk(profile["risk"]).label,
-            "rollback": profile["rollback"].label,
-        }
-        for kind, profile in TYPE_PROFILES.items()
-    ]
 
 
 @require_GET
