@@ -124,6 +124,27 @@ def artifact_store(*, local_path: Path, upgrade_id: int) -> Stored:
     return Stored(storage_name=name, sha256=digest, size_bytes=size, where=_where(storage, name))
 
 
+def artifact_store_stream(*, handle: IO[bytes], size: int, name: str, upgrade_id: int) -> Stored:
+    """Stream an open file that is not on this machine (a dump read back from a host over SFTP)
+    into the artifacts storage, hashing it on the way; ``size`` is what it should hold. The
+    size and sha256 recorded are those of the bytes that went in."""
+    storage = artifacts_storage()
+    reader = _HashingReader(handle, size)
+    stored = storage.save(f"{PREFIX}/upgrade-{upgrade_id}/{name}", File(reader, name=name))
+    if reader.complete:
+        digest, length = reader.hexdigest(), size
+    else:  # the storage skipped ahead, or the file ended short: hash what the storage holds
+        hasher, length = hashlib.sha256(), 0
+        with storage.open(stored, "rb") as kept:
+            for chunk in iter(lambda: kept.read(CHUNK_BYTES), b""):
+                hasher.update(chunk)
+                length += len(chunk)
+        digest = hasher.hexdigest()
+    return Stored(
+        storage_name=stored, sha256=digest, size_bytes=length, where=_where(storage, stored)
+    )
+
+
 def _where(storage: Storage, name: str) -> str:
     try:
         return storage.path(name)

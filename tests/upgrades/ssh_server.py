@@ -77,6 +77,9 @@ def sshd_running(folder: Path) -> Iterator[SshServer]:
         "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
         f"PidFile {folder / 'sshd.pid'}\nPermitRootLogin prohibit-password\n"
         "MaxSessions 20\nMaxStartups 50\n"
+        # SFTP brings a database dump back from the host (the runner's fetch), as Debian's own
+        # sshd_config offers it.
+        "Subsystem sftp internal-sftp\n"
     )
     log = (folder / "sshd.log").open("wb")
     proc = subprocess.Popen(

@@ -6,13 +6,26 @@ checked in /proc: gone, or a zombie waiting for an init that may never reap it.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shlex
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from tests.upgrades.ssh_server import SshServer, process_gone, sshd_running
-from upgrades.runners import SshTarget, ssh_command_run
+from upgrades import services
+from upgrades.models import (
+    Artifact,
+    CheckRun,
+    EnvironmentHost,
+    EnvironmentOperation,
+    HookMode,
+    Operation,
+    RunStatus,
+)
+from upgrades.runners import RemoteFetch, SshTarget, remote_scratch_path, ssh_command_run
 from upgrades.runners.ssh import host_key_parse, key_fingerprint, remote_command
 
 
@@ -34,8 +47,8 @@ def _target(server: SshServer, **changes: str) -> SshTarget:
     return SshTarget(**values)
 
 
-def _sh(script: str) -> list[str]:
-    return ["sh", "-c", script]
+def _sh(script: str, *args: str) -> list[str]:
+    return ["sh", "-c", script, *args]
 
 
 def test_ssh_command_run__command_prints_in_two_parts__output_arrives_live(sshd, tmp_path):
@@ -290,3 +303,200 @@ def test_remote_command__every_piece_quoted__no_shell_string_from_input():
     assert shlex.split(command)[-2:] == ["echo", "a b; rm -rf /"]
     assert "'X=$(id)'" in command
     assert "'/srv/my app'" in command
+
+
+# --- a file written on the host, brought back (a database backup's dump) -----------------------
+
+
+def _fetch_into(kept: dict[str, bytes], path: str) -> RemoteFetch:
+    def store(handle, size: int) -> str:
+        kept["bytes"] = handle.read()
+        kept["size"] = size
+        return "kept"
+
+    return RemoteFetch(path=path, store=store)
+
+
+def test_ssh_command_run__fetch_file_written__store_reads_its_bytes_and_folder_removed(sshd):
+    # Given a command that writes 200 KiB of known bytes to the path it is given
+    path = remote_scratch_path("dump.bin", tag="test")
+    kept: dict[str, bytes] = {}
+
+    result = ssh_command_run(
+        target=_target(sshd),
+        argv=_sh('head -c 204800 /dev/zero | tr "\\0" x > "$0"; ls -ld "$(dirname "$0")"', path),
+        timeout_s=20,
+        fetch=_fetch_into(kept, path),
+    )
+
+    # Then it passed, the store read exactly those bytes, and the folder (mode 700) is gone
+    assert result.outcome == "passed", result.reason
+    assert result.fetched == "kept"
+    assert kept["bytes"] == b"x" * 204800 and kept["size"] == 204800
+    assert result.output.startswith("drwx------")
+    assert not Path(path).parent.exists()
+
+
+@pytest.mark.parametrize(("script", "words"), [
+    ("true", "wrote no file at"),
+    (': > "$0"', "is empty"),
+    ('mkdir "$0"', "is not a file"),
+])  # fmt: skip
+def test_ssh_command_run__fetch_finds_no_usable_file__failed_saying_so_folder_removed(
+    sshd, script, words
+):
+    path = remote_scratch_path("dump.bin", tag="test")
+    kept: dict[str, bytes] = {}
+
+    result = ssh_command_run(
+        target=_target(sshd), argv=_sh(script, path), timeout_s=20, fetch=_fetch_into(kept, path)
+    )
+
+    assert result.outcome == "failed", result.reason
+    assert words in result.reason and path in result.reason
+    assert "nothing was kept" in result.reason
+    assert result.fetched is None and not kept
+    assert not Path(path).parent.exists()
+
+
+def test_ssh_command_run__fetch_and_store_fails__error_naming_the_storage(sshd):
+    path = remote_scratch_path("dump.bin", tag="test")
+
+    def store(handle, size: int) -> None:
+        raise OSError("the bucket is full")
+
+    result = ssh_command_run(
+        target=_target(sshd), argv=_sh('echo data > "$0"', path), timeout_s=20,
+        fetch=RemoteFetch(path=path, store=store),
+    )  # fmt: skip
+
+    assert result.outcome == "error"
+    assert "could not be copied into the artifacts storage (the bucket is full)" in result.reason
+    assert not Path(path).parent.exists()
+
+
+def test_ssh_command_run__fetch_and_command_times_out__nothing_stored_folder_removed(sshd):
+    path = remote_scratch_path("dump.bin", tag="test")
+    kept: dict[str, bytes] = {}
+
+    result = ssh_command_run(
+        target=_target(sshd), argv=_sh('echo partial > "$0"; sleep 1000', path), timeout_s=2,
+        kill_grace_s=0.5, fetch=_fetch_into(kept, path),
+    )  # fmt: skip
+
+    assert result.outcome == "timed_out", result.reason
+    assert not kept
+    assert not Path(path).parent.exists()
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "/var/tmp/dump", "relative/mycelia-x/f",
+                                  "/var/tmp/mycelia-x/../../etc/f"])  # fmt: skip
+def test_ssh_command_run__fetch_path_not_in_a_run_folder__refused_before_connecting(sshd, path):
+    result = ssh_command_run(
+        target=_target(sshd), argv=["true"], timeout_s=20, fetch=_fetch_into({}, path)
+    )
+
+    assert result.outcome == "error"
+    assert "is not a file in a folder of its own" in result.reason
+
+
+def test_ssh_command_run__fetch_folder_already_there__not_run_and_folder_left_alone(sshd, tmp_path):
+    # Given a path whose folder someone made already (the runner removes only what it made)
+    folder = tmp_path / "mycelia-taken"
+    folder.mkdir()
+    (folder / "theirs").write_text("keep me")
+    marker = tmp_path / "ran"
+
+    result = ssh_command_run(
+        target=_target(sshd), argv=["touch", str(marker)], timeout_s=20,
+        fetch=_fetch_into({}, str(folder / "dump.bin")),
+    )  # fmt: skip
+
+    assert result.outcome == "error"
+    assert "was not run" in result.reason and "could not be made" in result.reason
+    assert not marker.exists()
+    assert (folder / "theirs").read_text() == "keep me"
+
+
+# --- a database backup hook on a host, end to end through the product --------------------------
+
+
+@pytest.fixture
+def ssh_backup(staging, sshd, settings, tmp_path):
+    """Staging's database backup hook runs on the host: it copies a known dump to
+    {output_path}, and says where that was."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    host = EnvironmentHost.objects.create(
+        environment=staging, address="127.0.0.1", port=sshd.port, user=sshd.user,
+        host_key=sshd.host_key_line, private_key_file=str(sshd.client_key),
+    )  # fmt: skip
+    source = tmp_path / "source.dump"
+    source.write_bytes(os.urandom(300 * 1024 + 7))  # several SFTP reads and storage chunks
+
+    def hook(script: str) -> None:
+        EnvironmentOperation.objects.update_or_create(
+            environment=staging, operation=Operation.DB_BACKUP,
+            defaults={"mode": HookMode.SSH, "host": host, "timeout_seconds": 30,
+                      "argv": ["sh", "-c", f'echo "to=$0"; {script}', "{output_path}"]},
+        )  # fmt: skip
+
+    hook(f'cp {shlex.quote(str(source))} "$0"')
+    return source, hook
+
+
+def _backup_run(make_upgrade, manager) -> CheckRun:
+    upgrade = make_upgrade("minor")
+    step = upgrade.steps.filter(title="Backup database").order_by("phase__order").first()
+    run = services.check_run_request(upgrade=upgrade, step=step, by=manager)
+    services.check_run_execute(run_id=run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def _remote_folder(run: CheckRun) -> Path:
+    return Path(run.output.split("to=", 1)[1].splitlines()[0]).parent
+
+
+@pytest.mark.django_db
+def test_backup__ssh_database_hook__dump_brought_back_and_downloads_with_its_sha256(
+    ssh_backup, make_upgrade, manager, client
+):
+    source, _ = ssh_backup
+
+    # When a release manager's database backup runs on the host
+    run = _backup_run(make_upgrade, manager)
+
+    # Then it passed with one artifact: the dump's size and sha256, kept in the storage
+    assert run.status == RunStatus.PASSED, run.reason + run.output
+    assert "brought back" in run.reason
+    dump = Artifact.objects.get(upgrade_id=run.upgrade_id)
+    assert dump.kind == "db_backup" and dump.storage_name
+    assert dump.size_bytes == source.stat().st_size
+    assert dump.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    # And it downloads with exactly those bytes
+    client.force_login(manager)
+    response = client.get(reverse("upgrades:artifact_download", args=[dump.upgrade_id, dump.pk]))
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == source.read_bytes()
+    # And nothing is left on the host
+    assert _remote_folder(run).name.startswith("mycelia-run-")
+    assert not _remote_folder(run).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("script", "words"), [
+    ("true", "wrote no file at"),
+    (': > "$0"', "is empty"),
+])  # fmt: skip
+def test_backup__ssh_database_hook_leaves_no_dump__failed_saying_so_no_artifact(
+    ssh_backup, make_upgrade, manager, script, words
+):
+    _, hook = ssh_backup
+    hook(script)
+
+    run = _backup_run(make_upgrade, manager)
+
+    assert run.status == RunStatus.FAILED, run.reason
+    assert words in run.reason and "nothing was kept" in run.reason
+    assert not Artifact.objects.filter(upgrade_id=run.upgrade_id).exists()
+    assert not _remote_folder(run).exists()

@@ -28,7 +28,13 @@ from upgrades.runners.evaluate import (
     status_json_evaluate,
 )
 from upgrades.runners.http import HttpProbeResult, WebhookResult, http_probe, webhook_post
-from upgrades.runners.ssh import SshSetupProblem, SshTarget, ssh_command_run
+from upgrades.runners.ssh import (
+    RemoteFetch,
+    SshSetupProblem,
+    SshTarget,
+    remote_scratch_path,
+    ssh_command_run,
+)
 
 __all__ = [
     "BODY_CAP_BYTES",
@@ -42,6 +48,7 @@ __all__ = [
     "ConditionError",
     "HttpProbeResult",
     "Outcome",
+    "RemoteFetch",
     "SloEvaluation",
     "SshSetupProblem",
     "SshTarget",
@@ -53,6 +60,7 @@ __all__ = [
     "describe_condition",
     "http_probe",
     "json_path_get",
+    "remote_scratch_path",
     "run_processes_kill",
     "slo_evaluate",
     "ssh_command_run",

@@ -9,26 +9,37 @@ configured key is the only one known, and ``RejectPolicy`` refuses anything else
 never trusted on first use and a changed key fails the run naming both fingerprints.
 
 How the remote process is found and stopped: sshd starts every command in a session of its own
-(``setsid``), so the login shell's pid is also its process group. The command is run as
-``exec sh -c 'echo mycelia-ssh-pid=$$ >&2; exec "$@" 2>&1' mycelia <argv>``: the first stderr
-line names the group, the command's stdout and stderr come merged on stdout, and at the time
-limit, on cancel, or when it exits leaving stragglers, a second channel on the same connection
-runs ``kill -TERM -- -<pgid>`` and, after the grace, ``kill -KILL``.
+(``setsid``), so the wrapper shell's pid is also its process group. The wrapper (see
+``remote_command``) names that group on its first stderr line, runs the command in the group
+with stdout and stderr merged, and keeps a watchdog that reads the channel's stdin: at the time
+limit, on cancel, or when the command exits leaving stragglers, a second channel on the same
+connection runs ``kill -TERM -<pgid>`` and, after the grace, ``kill -KILL``; when the worker dies
+and the connection drops, the watchdog does the same on the host by itself.
+
+A database backup's dump is written on the host: with ``fetch`` the runner makes a private
+folder for it there, and once the command has passed reads the file back over SFTP on the same
+connection (the same verified host key) into whatever ``fetch.store`` keeps it in, then removes
+the folder.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import os
+import posixpath
 import re
+import secrets
 import select
 import shlex
 import socket
+import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO, Any
 
 import paramiko
 
@@ -67,6 +78,39 @@ class SshTarget:
     def login(self) -> str:
         address = f"[{self.address}]" if ":" in self.address else self.address
         return f"{self.user}@{address}:{self.port}"
+
+
+# Where a dump written on a host waits to be read back: a fresh folder of its own (mode 700,
+# named with 64 random bits, so no one can have made it beforehand), removed afterwards.
+# /var/tmp rather than /tmp: on most systems it is on disk, where /tmp may be a small tmpfs.
+REMOTE_SCRATCH_BASE = "/var/tmp"
+
+
+@dataclass(frozen=True)
+class RemoteFetch:
+    """A file the command writes on the host, read back over SFTP once the command has passed.
+
+    ``path`` is absolute, inside a folder the runner makes before the command and removes after
+    it (see ``remote_scratch_path``); ``store(handle, size)`` reads the open file (``size`` bytes)
+    and returns what it kept, which the result carries as ``fetched``."""
+
+    path: str
+    store: Callable[[IO[bytes], int], Any]
+
+    @property
+    def folder(self) -> str:
+        return posixpath.dirname(self.path)
+
+
+def remote_scratch_path(name: str, *, tag: str, base: str = REMOTE_SCRATCH_BASE) -> str:
+    """A path for ``name`` in a folder of its own on the host, not yet made."""
+    safe_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", tag)[:60]
+    return posixpath.join(base, f"mycelia-{safe_tag}-{secrets.token_hex(8)}", name)
+
+
+@dataclass(frozen=True)
+class SshCommandResult(CommandResult):
+    fetched: Any = None  # what RemoteFetch.store kept, when the file came back
 
 
 # --- keys --------------------------------------------------------------------------------------
@@ -138,30 +182,70 @@ def private_key_load(source: str) -> paramiko.PKey:
 # --- the remote command ------------------------------------------------------------------------
 
 
+# Why a watchdog that reads stdin, and not a pty: with a pty, sshd hangs the terminal up when the
+# connection drops, but SIGHUP reaches only the session leader and the foreground group, and a
+# process that ignores it (nohup, ``trap '' HUP``, most daemons) or runs in the background lives
+# on. Without a pty sshd signals nothing at all. What every dropped connection does do is close
+# the command's stdin: the watchdog waits for that end-of-file, then sends SIGTERM to the whole
+# process group, SIGKILL after the grace (neither can be ignored by SIGKILL's time), and SIGKILL
+# to any process that still carries the run's mark (one that left the group with setsid).
+# The command's own stdin stays empty (/dev/null), as for local commands.
+_WRAPPER = (
+    'echo "mycelia-ssh-pid=$$" >&2; '
+    'if [ -n "$1" ]; then cd "$1" || exit 126; fi; '
+    "d=$2; g=$3; m=$4; shift 4; "
+    "exec 3<&0; "
+    '"$@" </dev/null 3<&- 2>&1 & c=$!; '
+    "( while read -r _; do :; done; trap '' TERM HUP INT; kill -TERM -$$ 2>/dev/null; "
+    'sleep "$g"; MARK_SWEEP if [ -n "$d" ]; then rm -rf -- "$d"; fi; kill -KILL -$$ '
+    ") <&3 >/dev/null 2>&1 & w=$!; "
+    "exec 3<&-; "
+    'wait "$c"; s=$?; kill -KILL "$w" 2>/dev/null; '
+    # A command killed by a signal: the wrapper dies of it too, as sshd reports it so.
+    'case $s in 129|130|131|134|137|141|143) kill -s "$((s - 128))" $$;; esac; exit "$s"'
+)
+# Every process left that carries the run's mark ($m): found in one pass over /proc (GNU grep).
+_MARK_SWEEP = (
+    'if [ -n "$m" ]; then for f in $(grep -lzxF "MYCELIA_RUN_MARK=$m" /proc/[0-9]*/environ '
+    '2>/dev/null); do p=${f#/proc/}; kill -KILL "${p%/environ}" 2>/dev/null; done; fi; '
+)
+
+
 def remote_command(
-    argv: Sequence[str], *, cwd: str | None = None, env: Mapping[str, str] | None = None
+    argv: Sequence[str],
+    *,
+    cwd: str | None = None,
+    env: Mapping[str, str] | None = None,
+    scratch: str | None = None,
+    grace_s: float = KILL_GRACE_S,
 ) -> str:
-    """The one string sent to sshd, every piece of it quoted by shlex.join."""
-    script = 'echo "mycelia-ssh-pid=$$" >&2; '
-    if cwd:
-        script += 'cd "$1" || exit 126; '
-    script += 'shift; exec "$@" </dev/null 2>&1'
+    """The one string sent to sshd, every piece of it quoted by shlex.join: the wrapper (its
+    pid line, the working folder, the watchdog, which also removes the run's ``scratch`` folder
+    if the worker is gone) and the command as ``env NAME=value… argv…``."""
     assignments = [f"{name}={value}" for name, value in (env or {}).items()]
     command = ["env", *assignments, *argv] if assignments else list(argv)
-    return shlex.join(["exec", "sh", "-c", script, "mycelia", cwd or "", *command])
+    mark = (env or {}).get(RUN_MARK_VARIABLE, "")
+    script = _WRAPPER.replace("MARK_SWEEP ", _MARK_SWEEP)
+    return shlex.join(["exec", "sh", "-c", script, "mycelia", cwd or "", scratch or "",
+                       f"{grace_s:g}", mark, *command])  # fmt: skip
 
 
-def _kill_script(pgid: int, grace_s: float) -> str:
+def _kill_script(pgid: int, grace_s: float, mark: str = "") -> str:
+    # "kill -TERM -<pgid>", without "--": dash, a common login shell, refuses "--" there.
     rounds = max(int(grace_s * 10), 1)
     return (
-        f"p={pgid}; kill -0 -- -$p 2>/dev/null || exit 0; kill -TERM -- -$p 2>/dev/null; i=0; "
-        f"while [ $i -lt {rounds} ] && kill -0 -- -$p 2>/dev/null; do sleep 0.1; i=$((i+1)); "
-        "done; kill -KILL -- -$p 2>/dev/null; exit 0"
+        f"p={pgid}; m={shlex.quote(mark)}; if kill -0 -$p 2>/dev/null; then "
+        "kill -TERM -$p 2>/dev/null; i=0; "
+        f"while [ $i -lt {rounds} ] && kill -0 -$p 2>/dev/null; do sleep 0.1; i=$((i+1)); "
+        f"done; kill -KILL -$p 2>/dev/null; fi; {_MARK_SWEEP}exit 0"
     )
 
 
-def _remote_kill(client: paramiko.SSHClient, pgid: int | None, grace_s: float) -> str:
-    """Stop the remote process group over the same connection; "" when done, else why not."""
+def _remote_kill(
+    client: paramiko.SSHClient, pgid: int | None, grace_s: float, mark: str = ""
+) -> str:
+    """Stop the remote process group (and what carries ``mark``) over the same connection;
+    "" when done, else why not."""
     if pgid is None:
         return "its process on the host was never named, so it could not be stopped"
     transport = client.get_transport()
@@ -170,7 +254,7 @@ def _remote_kill(client: paramiko.SSHClient, pgid: int | None, grace_s: float) -
     try:
         channel = transport.open_session(timeout=5)
         channel.settimeout(grace_s + 5)
-        channel.exec_command(_kill_script(pgid, grace_s))
+        channel.exec_command(_kill_script(pgid, grace_s, mark))
         channel.recv_exit_status()
         channel.close()
     except (paramiko.SSHException, OSError) as exc:
@@ -320,6 +404,84 @@ def _connect_problem(target: SshTarget, exc: BaseException) -> tuple[Outcome, st
     return "error", f"Cannot connect to {where}: {text or type(exc).__name__}."
 
 
+class _NotFetched(Exception):
+    """The command's file did not come back: its outcome and why, in words."""
+
+    def __init__(self, outcome: Outcome, reason: str) -> None:
+        super().__init__(reason)
+        self.outcome, self.reason = outcome, reason
+
+
+def _make_folder(client: paramiko.SSHClient, folder: str) -> paramiko.SFTPClient:
+    """Open SFTP on the connection and make the run's folder for its file (refused if anything
+    is there already: the runner removes only what it made)."""
+    try:
+        sftp = client.open_sftp()
+    except (paramiko.SSHException, OSError) as exc:
+        raise _NotFetched(
+            "error",
+            f"the host offers no SFTP to bring its file back ({exc}; "
+            "is the sftp Subsystem enabled in its sshd_config?)",
+        ) from exc
+    try:
+        sftp.mkdir(folder, 0o700)
+    except OSError as exc:
+        with contextlib.suppress(Exception):
+            sftp.close()
+        raise _NotFetched("error", f"the folder {folder} could not be made on the host for its "
+                                   f"file ({exc})") from exc  # fmt: skip
+    return sftp
+
+
+def _fetch(sftp: paramiko.SFTPClient, fetch: RemoteFetch, name: str) -> Any:
+    """Read the command's file back over SFTP and hand it to the store; what the store kept,
+    or _NotFetched saying why nothing was kept."""
+    where = f"{fetch.path} on the host"
+    try:
+        attributes = sftp.stat(fetch.path)
+    except OSError as exc:
+        if getattr(exc, "errno", None) == errno.ENOENT:
+            raise _NotFetched(
+                "failed",
+                f"{name} passed but wrote no file at {where}: nothing "
+                "was kept (the hook writes its dump to {output_path})",
+            ) from None
+        raise _NotFetched("error", f"{name} passed, but {where} could not be read ({exc}): "
+                                   "nothing was kept") from exc  # fmt: skip
+    if not stat.S_ISREG(attributes.st_mode or 0):
+        raise _NotFetched("failed", f"{name} passed, but {where} is not a file: nothing was kept")
+    size = attributes.st_size or 0
+    if size == 0:
+        raise _NotFetched("failed", f"{name} passed, but the file it wrote at {where} is empty: "
+                                    "an empty dump is no backup, nothing was kept")  # fmt: skip
+    try:
+        with sftp.open(fetch.path, "rb") as handle:
+            handle.prefetch(size)  # pipelined reads: it streams, never whole in memory
+            return fetch.store(handle, size)
+    except Exception as exc:  # noqa: BLE001 - the storage or the connection, said in words
+        raise _NotFetched(
+            "error",
+            f"{name} passed, but {where} could not be copied into the "
+            f"artifacts storage ({exc}): nothing was kept",
+        ) from exc
+
+
+def _remove_folder(client: paramiko.SSHClient, folder: str) -> str:
+    """Remove the run's scratch folder on the host; "" when done, else why not."""
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        return f"the connection was lost, so {folder} was left on the host"
+    try:
+        channel = transport.open_session(timeout=5)
+        channel.settimeout(30)
+        channel.exec_command(shlex.join(["rm", "-rf", "--", folder]))
+        code = channel.recv_exit_status()
+        channel.close()
+    except (paramiko.SSHException, OSError) as exc:
+        return f"removing {folder} on the host failed ({exc})"
+    return "" if code == 0 else f"removing {folder} on the host failed (rm exited with {code})"
+
+
 def ssh_command_run(
     *,
     target: SshTarget,
@@ -334,22 +496,31 @@ def ssh_command_run(
     should_stop: Callable[[], bool] | None = None,
     run_key: str = "",
     run_mark: str = "",
-) -> CommandResult:
+    fetch: RemoteFetch | None = None,
+) -> SshCommandResult:
     """Run ``argv`` on ``target`` over SSH and report how it went, like ``command_run``.
 
     The time limit counts from the start, connecting included. At the limit, when
     ``should_stop()`` turns true (outcome "cancelled"), when an exception interrupts the reading
     (a Celery soft time limit), and when the command exits leaving stragglers in its group, the
-    remote process group is stopped (SIGTERM, then SIGKILL after ``kill_grace_s``). ``env`` is
-    given to the command (with MYCELIA_RUN_KEY and MYCELIA_RUN_MARK) through ``env NAME=value``.
+    remote process group is stopped (SIGTERM, then SIGKILL after ``kill_grace_s``), and so is
+    anything left that carries ``run_mark``; when the worker dies, the wrapper on the host does
+    the same as soon as the connection drops. ``env`` is given to the command (with
+    MYCELIA_RUN_KEY and MYCELIA_RUN_MARK) through ``env NAME=value``.
+
+    With ``fetch``, the command passes only when the file it wrote at ``fetch.path`` came back
+    and was kept (``fetched`` holds what ``fetch.store`` returned); a missing or empty file
+    fails it. The file's folder is removed from the host whatever happened.
     """
     started = time.monotonic()
 
-    def finish(outcome: Outcome, reason: str, code: int | None = None, output=None):
+    def finish(outcome: Outcome, reason: str, code: int | None = None, output=None, kept=None):
         duration_ms = round((time.monotonic() - started) * 1000)
         text, truncated = (output.text, output.truncated) if output else ("", False)
         problem = output.listener_problem if output else ""
-        return CommandResult(outcome, code, duration_ms, text, truncated, reason + problem)
+        return SshCommandResult(
+            outcome, code, duration_ms, text, truncated, reason + problem, fetched=kept
+        )
 
     if isinstance(argv, str | bytes) or not argv or not all(isinstance(a, str) for a in argv):
         return finish("error", f"The command cannot run: it must be a non-empty list of strings, "
@@ -363,6 +534,13 @@ def ssh_command_run(
     bad = [key for key in full_env if not ENV_NAME.match(key)]
     if bad:
         return finish("error", f"{name} cannot run: “{bad[0]}” is not a variable name.")
+    if fetch is not None and (
+        not posixpath.isabs(fetch.path)
+        or posixpath.normpath(fetch.path) != fetch.path
+        or not posixpath.basename(fetch.folder).startswith("mycelia-")
+    ):
+        return finish("error", f"{name} cannot run: {fetch.path} is not a file in a folder of "
+                               "its own on the host.")  # fmt: skip
     if should_stop is not None and should_stop():
         return finish("cancelled", f"{name} was stopped on request before it began.")
     try:
@@ -374,35 +552,64 @@ def ssh_command_run(
     output = _Output(output_cap_bytes, on_output)
     stderr = _Stderr(output)
     ending = "lost"
-    kill_problem = ""
+    kill_problem = left_behind = ""
     ended = False
+    code: int | None = None
+    sftp: paramiko.SFTPClient | None = None
+    made = False  # the run's folder on the host, made here: removed here, whatever happens
+    kept: Any = None
+    not_fetched: _NotFetched | None = None
     try:
         transport = client.get_transport()
         assert transport is not None
+        if fetch is not None:
+            try:
+                sftp = _make_folder(client, fetch.folder)
+            except _NotFetched as problem:
+                ended = True
+                return finish(problem.outcome, f"{name} was not run: {problem.reason}")
+            made = True
         channel = transport.open_session(timeout=min(timeout_s, CONNECT_TIMEOUT_S))
-        channel.exec_command(remote_command(argv, cwd=cwd, env=full_env))
-        channel.shutdown_write()  # no input: the command reads an empty stdin
+        channel.exec_command(
+            remote_command(
+                argv, cwd=cwd, env=full_env, scratch=fetch.folder if fetch else None,
+                grace_s=kill_grace_s,
+            )
+        )  # fmt: skip
+        # The channel's stdin stays open and silent: the command reads /dev/null, the wrapper's
+        # watchdog reads this, and its end (the connection dropped) stops everything.
         ending = _pump(channel, output, stderr, started + timeout_s, should_stop)
         if ending in ("deadline", "stopped"):
             _await_pid(channel, output, stderr, wait_s=CONNECT_TIMEOUT_S)
-            kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s)
+            kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s, run_mark)
             _drain(channel, output, stderr, wait_s=kill_grace_s + 1)
         elif ending == "exited" and stderr.pgid is not None:
             _drain(channel, output, stderr, wait_s=0)
-            _remote_kill(client, stderr.pgid, kill_grace_s)  # stragglers do not outlive it
+            # stragglers do not outlive it, nor write into its file while it is read back
+            _remote_kill(client, stderr.pgid, kill_grace_s, run_mark)
         else:
             _drain(channel, output, stderr, wait_s=0)
         code = channel.exit_status if channel.exit_status_ready() else None
+        if sftp is not None and fetch is not None and ending == "exited" and code == 0:
+            try:
+                kept = _fetch(sftp, fetch, name)
+            except _NotFetched as problem:
+                not_fetched = problem
         ended = True
     except (paramiko.SSHException, OSError) as exc:
         ended = True
-        kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s)
+        kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s, run_mark)
         return finish("error", f"{name} broke off: {exc}" + (f"; {kill_problem}" if kill_problem
                                                             else ""), output=output)  # fmt: skip
     finally:
         if not ended:
             # Interrupted mid-read (a soft time limit): the remote group still goes first.
-            _remote_kill(client, stderr.pgid, kill_grace_s)
+            _remote_kill(client, stderr.pgid, kill_grace_s, run_mark)
+        if sftp is not None:
+            with contextlib.suppress(Exception):
+                sftp.close()
+        if made and fetch is not None:
+            left_behind = _remove_folder(client, fetch.folder)
         if not output.truncated:
             output.finish()
         with contextlib.suppress(Exception):
@@ -410,19 +617,22 @@ def ssh_command_run(
 
     took = _seconds(round((time.monotonic() - started), 1))
     also = f" ({kill_problem})" if kill_problem else ""
+    tidy = f" ({left_behind})" if left_behind else ""
     if ending == "deadline":
         return finish("timed_out", f"{name} did not finish within {_seconds(timeout_s)} and was "
-                                   f"killed{also}", output=output)  # fmt: skip
+                                   f"killed{also}{tidy}", output=output)  # fmt: skip
     if ending == "stopped":
-        return finish("cancelled", f"{name} was stopped on request after {took}{also}",
+        return finish("cancelled", f"{name} was stopped on request after {took}{also}{tidy}",
                       output=output)  # fmt: skip
     if ending == "lost":
         return finish("error", f"{name}: the connection closed after {took} before the command "
                                "reported how it ended; its outcome on the host is unknown",
                       output=output)  # fmt: skip
     if code == 0:
-        return finish("passed", f"{name} finished in {took}", 0, output)
+        if not_fetched is not None:
+            return finish(not_fetched.outcome, f"{not_fetched.reason}{tidy}", 0, output)
+        return finish("passed", f"{name} finished in {took}{tidy}", 0, output, kept)
     cause = "was killed by a signal" if code is None or code < 0 else f"exited with code {code}"
     last = _last_line(output.tail.decode("utf-8", errors="replace"))
     reason = f"{name} {cause} after {took}" + (f": {last}" if last else "")
-    return finish("failed", reason, None if code is None or code < 0 else code, output)
+    return finish("failed", reason + tidy, None if code is None or code < 0 else code, output)

@@ -101,6 +101,7 @@ def _run_hook(
     values: dict[str, str] | None = None,
     payload: dict[str, Any] | None = None,
     control: RunControl | None = None,
+    fetch: runners.RemoteFetch | None = None,
 ) -> tuple[Outcome, Any]:
     """Carry out one environment operation, as a command or a webhook, as an administrator set it up.
     A webhook carries the attempt's idempotency key; a command gets it as MYCELIA_RUN_KEY,
@@ -150,6 +151,7 @@ def _run_hook(
             should_stop=control.stop.is_set,
             run_key=control.key,
             run_mark=control.mark,
+            fetch=fetch,
         )
     else:
         result = runners.command_run(
@@ -414,6 +416,9 @@ def _one_backup(
             artifacts=[_file_artifact("log_tail", path, run)],
         )
     if what == Operation.DB_BACKUP:
+        hook = _hook(environment, Operation.DB_BACKUP)
+        if hook is not None and hook.mode == HookMode.SSH:
+            return _ssh_db_backup(run, environment, f"db-backup-{stamp}.dump", on_output, control)
         path = folder / f"db-backup-{stamp}.dump"
         outcome, _ = _run_hook(
             environment,
@@ -434,6 +439,42 @@ def _one_backup(
             artifacts=[_file_artifact("db_backup", path, run)],
         )
     return Outcome(RunStatus.ERROR, f"Unknown backup {what!r}.")
+
+
+def _ssh_db_backup(
+    run: CheckRun, environment: Environment, name: str, on_output: OutputCallback,
+    control: RunControl,
+) -> Outcome:  # fmt: skip
+    """A database backup hook that runs on a host: it writes its dump to ``{output_path}`` in a
+    folder of its own on the host, and the runner brings the file back over SFTP straight into
+    the artifacts storage (hashed on the way), then removes the folder there."""
+    remote_path = runners.remote_scratch_path(name, tag=f"run-{run.pk}")
+
+    def store(handle, size: int) -> storage.Stored:
+        return storage.artifact_store_stream(
+            handle=handle, size=size, name=name, upgrade_id=run.upgrade_id
+        )
+
+    outcome, result = _run_hook(
+        environment, Operation.DB_BACKUP, on_output=on_output,
+        values={"output_path": remote_path}, payload={"output_path": remote_path},
+        control=control, fetch=runners.RemoteFetch(path=remote_path, store=store),
+    )  # fmt: skip
+    if outcome.status != RunStatus.PASSED:
+        return outcome
+    stored = getattr(result, "fetched", None)
+    if stored is None:  # never "passed" without the artifact
+        return Outcome(RunStatus.FAILED, f"{outcome.reason}, but its dump did not come back.")
+    artifact = {
+        "kind": "db_backup", "name": name, "path": stored.where,
+        "storage_name": stored.storage_name, "sha256": stored.sha256,
+        "size_bytes": stored.size_bytes,
+    }  # fmt: skip
+    return Outcome(
+        RunStatus.PASSED,
+        f"Database backed up on the host and brought back ({stored.size_bytes} bytes)",
+        artifacts=[artifact],
+    )
 
 
 def _flag_state(run: CheckRun, environment: Environment, *, on: bool) -> Outcome:
