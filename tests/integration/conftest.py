@@ -6,6 +6,7 @@ test are the ones the worker claims. Tests that use it need committed data (tran
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -123,12 +124,18 @@ class WorkerProcess:
             self.proc.wait(timeout=15)
 
     def stop(self) -> None:
+        """SIGTERM to the main process only, as Docker sends it (a warm shutdown, a few
+        seconds); then whatever is left of its group is killed. SIGTERM to the whole group at
+        once kills the pool children under the main process, which then often waited out the
+        whole timeout before being killed."""
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
 
 
 @pytest.fixture
