@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
+from flags.models import FlagEnvironment
+from mycelia_ops.roles import ADMINISTRATORS, RELEASE_MANAGERS, STAKEHOLDERS
 from upgrades.models import Environment
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +59,52 @@ def test_bare_install__playbook_curl_and_ofrep__answer_as_documented(client):
     missing = client.post("/api/feature-flags/enable", {"name": "feature-name", "environment": "eu"},
                           content_type="application/json", **bearer)  # fmt: skip
     assert missing.status_code == 404 and "eu" in missing.json()["error"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bare_install__openfeature_sdk__evaluates_the_flag_the_playbooks_curl_enabled(
+    client, live_server
+):
+    from openfeature import api
+    from openfeature.contrib.provider.ofrep import OFREPProvider
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.exception import ErrorCode
+
+    # Given: a bare install (a transactional test starts from flushed tables when another ran
+    # before it, so what the migrations make is put back; the test above checks they make it)
+    for name in (ADMINISTRATORS, RELEASE_MANAGERS, STAKEHOLDERS):
+        Group.objects.get_or_create(name=name)
+    FlagEnvironment.objects.get_or_create(key="production", defaults={"name": "Production"})
+    assert not Environment.objects.exists()
+    root = User.objects.create_superuser("root", "root@example.com", "a-long-fresh-password-9")
+    client.force_login(root)
+    act = _token(client, "release_manager", "user")
+    evaluate = _token(client, "stakeholder", "evaluation", environment="production")
+
+    # When: the pipeline creates a flag and runs the playbook's curl, over HTTP
+    pipeline = {"Authorization": f"Bearer {act}"}
+    with httpx.Client(base_url=live_server.url, headers=pipeline, timeout=10) as curl:
+        created = curl.post("/api/feature-flags", json={"name": "feature-name"})
+        enabled = curl.post("/api/feature-flags/enable", json={"name": "feature-name"})
+    assert created.status_code == 201, created.text
+    assert enabled.status_code == 200 and enabled.json()["enabled"] is True, enabled.text
+
+    # Then: the OpenFeature SDK with its OFREP provider, on the evaluation token, sees it on
+    provider = OFREPProvider(
+        live_server.url, headers_factory=lambda: {"Authorization": f"Bearer {evaluate}"}
+    )
+    api.set_provider(provider, domain="bare-install")
+    try:
+        sdk = api.get_client(domain="bare-install")
+        on = sdk.get_boolean_details("feature-name", False, EvaluationContext(targeting_key="u1"))
+        assert (on.value, on.reason, on.variant, on.error_code) == (True, "STATIC", "on", None)
+        # And: a flag that does not exist gives the caller's default, never an exception
+        for default in (True, False):
+            missing = sdk.get_boolean_details("no-such-flag", default)
+            assert missing.value is default and missing.error_code == ErrorCode.FLAG_NOT_FOUND
+        assert sdk.get_boolean_value("no-such-flag", True) is True
+    finally:
+        api.clear_providers()
 
 
 def test_bare_install__playbook_loaded_from_the_set_up_page__a_release_manager_creates_an_upgrade(
