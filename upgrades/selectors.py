@@ -30,6 +30,7 @@ from upgrades.models import (
     Operation,
     PhaseStage,
     PostUpgradeReview,
+    RollbackState,
     RunKind,
     RunStatus,
     SamplePhase,
@@ -190,6 +191,7 @@ class ChartSeries:
     max_label: str
     latest: str
     source: str = ""  # "Prometheus" when the line is drawn from a range query
+    query: str = ""  # the PromQL query of that range, named on the line for people
 
 
 @dataclass
@@ -278,18 +280,19 @@ def monitoring_chart(upgrade: Upgrade) -> MonitoringChart | None:
     series = [
         _series(
             "Error rate", "", "error_rate", live, baseline, thresholds.get("error_rate"), x_of,
-            ranges.get("error_rate"), deployed_at,
+            ranges.get("error_rate"), deployed_at, queries.get("error_rate", ""),
         ),
         _series(
             "Latency p95", " ms", "latency_p95_ms", live, baseline,
             thresholds.get("latency_p95_ms"), x_of, ranges.get("latency_p95_ms"), deployed_at,
+            queries.get("latency_p95_ms", ""),
         ),
     ]  # fmt: skip
     events = UpgradeEvent.objects.filter(
         upgrade=upgrade, kind__in=list(MARKER_KINDS), at__gte=start, at__lte=end
     ).only("at", "kind", "to_value", "message")
     markers = [
-        (x_of(e.at), MARKER_KINDS[e.kind], (e.to_value or e.get_kind_display())[:40])
+        (x_of(e.at), MARKER_KINDS[e.kind], _marker_title(e))
         for e in events
         if e.kind != EventKind.RUN_FINISHED or "Deploy" in e.message or "flag" in e.message
     ]
@@ -306,8 +309,29 @@ def monitoring_chart(upgrade: Upgrade) -> MonitoringChart | None:
     )
 
 
+def _marker_title(event: UpgradeEvent) -> str:
+    """What a marker stands for, in words people read on hover (never a raw state value)."""
+    if event.kind == EventKind.TRANSITION:
+        label = dict(UpgradeStatus.choices).get(event.to_value)
+        return f"Now {label.lower()}" if label else event.get_kind_display()
+    if event.kind == EventKind.ROLLBACK:
+        return dict(RollbackState.choices).get(event.to_value, event.get_kind_display())
+    if event.kind == EventKind.GUARD_TRIPPED:
+        return "Guard tripped" + (f": flag turned {event.to_value}" if event.to_value else "")
+    return event.message.split(". ")[0][:60] or event.get_kind_display()
+
+
 def _series(
-    title, unit, field_name, live, baseline, threshold, x_of, prom_range=None, deployed_at=None
+    title,
+    unit,
+    field_name,
+    live,
+    baseline,
+    threshold,
+    x_of,
+    prom_range=None,
+    deployed_at=None,
+    query="",
 ) -> ChartSeries:
     """One chart: the samples as dots; the line from Prometheus's range when there is one
     (its baseline the mean before the deploy), else through the samples."""
@@ -343,6 +367,7 @@ def _series(
         max_label=f"{top:.3g}{unit}",
         latest=f"{latest:.3g}{unit}" if latest is not None else "—",
         source="Prometheus" if prom_range else "",
+        query=query if prom_range else "",
     )
 
 

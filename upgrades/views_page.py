@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -66,6 +67,7 @@ def _context(request: HttpRequest, upgrade: Upgrade, **extra: Any) -> dict[str, 
     active = [r.pk for r in runs if r.is_active]
     timeline = selectors.upgrade_timeline(upgrade)
     events = list(timeline[: TIMELINE_ON_PAGE + 1])
+    locks = page.locks_key(upgrade)
     return {
         "upgrade": upgrade,
         "stepper": page.stepper(upgrade),
@@ -73,10 +75,9 @@ def _context(request: HttpRequest, upgrade: Upgrade, **extra: Any) -> dict[str, 
         "checklist": checklist,
         "runs": runs,
         "runs_active": bool(active),
-        "runs_query": (
-            f"active={','.join(map(str, active))}&state={actions.key}"
-            f"&locks={page.locks_key(upgrade)}"
-        ),
+        "runs_query": f"active={','.join(map(str, active))}&state={actions.key}&locks={locks}",
+        # The monitoring poll's fingerprint of what the page shows (upgrade_monitoring).
+        "monitoring_query": f"state={actions.key}&locks={locks}",
         "artifacts": upgrade.artifacts.all()[:50],
         "timeline": events[:TIMELINE_ON_PAGE],
         "timeline_more": len(events) > TIMELINE_ON_PAGE,
@@ -637,11 +638,32 @@ def run_resolve(request: HttpRequest, upgrade_id: int, run_id: int) -> HttpRespo
 @require_GET
 @viewer_required
 def upgrade_monitoring(request: HttpRequest, upgrade_id: int) -> HttpResponse:
+    """The monitoring region, polled while its window is open. The poll carries the actions'
+    fingerprint the page was drawn with (`state`): when the upgrade moved meanwhile (the guard
+    rolled the flag back, someone ended the window), the header, the actions and the timeline
+    come along out of band, so the page never shows "Monitoring" over a rolled-back upgrade."""
     upgrade = _get_upgrade(upgrade_id)
+    state = request.GET.get("state", "")
+    if state and state != page.actions(upgrade, actor=request.user).key:
+        context = _context(request, upgrade)
+        if context["monitoring"] is None:
+            raise Http404("This upgrade has no monitoring window yet.")
+        regions = _Regions(main=("monitoring_slot", None))
+        _add_changed(regions, _Before(state, request.GET.get("locks", ""), ""), upgrade, context)
+        regions.add("timeline")
+        html = [_render_region(request, context, *regions.main, oob=False)]
+        html += [_render_region(request, context, name, ref, oob=True) for name, ref in regions.oob]
+        return HttpResponse("".join(html))
     chart = selectors.monitoring_chart(upgrade)
     if chart is None:
         raise Http404("This upgrade has no monitoring window yet.")
-    return render(request, "upgrades/_monitoring.html", {"upgrade": upgrade, "monitoring": chart})
+    # Nothing moved: the next poll carries the same fingerprint.
+    query = urlencode({k: request.GET[k] for k in ("state", "locks") if k in request.GET})
+    return render(
+        request,
+        "upgrades/_monitoring.html",
+        {"upgrade": upgrade, "monitoring": chart, "monitoring_query": query},
+    )
 
 
 @require_POST

@@ -269,9 +269,6 @@ def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSa
                 message=f"Guard turned flag {upgrade.flag_key} off: {why}",
                 from_value="on", to_value="off",
             )  # fmt: skip
-            MonitoringWindow.objects.filter(pk=window.pk).update(
-                ended_at=timezone.now(), ended_reason="Guard tripped: flag rolled back"
-            )
             previous = locked.rollback_state
             Upgrade.objects.filter(pk=upgrade.pk).update(rollback_state=RollbackState.PASSED)
             _event(upgrade.pk, by=None, kind=EventKind.ROLLBACK, from_value=previous,
@@ -281,6 +278,11 @@ def _guard_trip(upgrade: Upgrade, window: MonitoringWindow, sample: MonitoringSa
                 upgrade=locked, transition=Transition.ROLL_BACK, by=None,
                 reason=f"Automatic guard rolled the flag back: {why}",
             )  # fmt: skip
+            # The window ends last, so the chart (drawn up to its end) shows the flip, the
+            # rollback and the new state among its markers.
+            MonitoringWindow.objects.filter(pk=window.pk).update(
+                ended_at=timezone.now(), ended_reason="Guard tripped: flag rolled back"
+            )
     except Exception as exc:  # noqa: BLE001 - the flags app names the problem; record it
         logger.warning("Guard of upgrade %s could not roll back: %s", upgrade.pk, exc)
         with transaction.atomic():
