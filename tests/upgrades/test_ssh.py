@@ -6,14 +6,21 @@ checked in /proc: gone, or a zombie waiting for an init that may never reap it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import shlex
+import signal
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
+from tests.integration.conftest import ROOT, wait_for
 from tests.upgrades.ssh_server import SshServer, process_gone, sshd_running
 from upgrades import services
 from upgrades.models import (
@@ -25,7 +32,7 @@ from upgrades.models import (
     Operation,
     RunStatus,
 )
-from upgrades.runners import RemoteFetch, SshTarget, remote_scratch_path, ssh_command_run
+from upgrades.runners import RemoteFetch, SshTarget, remote_scratch_path, ssh, ssh_command_run
 from upgrades.runners.ssh import host_key_parse, key_fingerprint, remote_command
 
 
@@ -317,9 +324,11 @@ def _fetch_into(kept: dict[str, bytes], path: str) -> RemoteFetch:
     return RemoteFetch(path=path, store=store)
 
 
-def test_ssh_command_run__fetch_file_written__store_reads_its_bytes_and_folder_removed(sshd):
+def test_ssh_command_run__fetch_file_written__store_reads_its_bytes_and_folder_removed(
+    sshd, tmp_path
+):
     # Given a command that writes 200 KiB of known bytes to the path it is given
-    path = remote_scratch_path("dump.bin", tag="test")
+    path = remote_scratch_path("dump.bin", tag="test", base=str(tmp_path))
     kept: dict[str, bytes] = {}
 
     result = ssh_command_run(
@@ -343,9 +352,9 @@ def test_ssh_command_run__fetch_file_written__store_reads_its_bytes_and_folder_r
     ('mkdir "$0"', "is not a file"),
 ])  # fmt: skip
 def test_ssh_command_run__fetch_finds_no_usable_file__failed_saying_so_folder_removed(
-    sshd, script, words
+    sshd, script, words, tmp_path
 ):
-    path = remote_scratch_path("dump.bin", tag="test")
+    path = remote_scratch_path("dump.bin", tag="test", base=str(tmp_path))
     kept: dict[str, bytes] = {}
 
     result = ssh_command_run(
@@ -359,8 +368,8 @@ def test_ssh_command_run__fetch_finds_no_usable_file__failed_saying_so_folder_re
     assert not Path(path).parent.exists()
 
 
-def test_ssh_command_run__fetch_and_store_fails__error_naming_the_storage(sshd):
-    path = remote_scratch_path("dump.bin", tag="test")
+def test_ssh_command_run__fetch_and_store_fails__error_naming_the_storage(sshd, tmp_path):
+    path = remote_scratch_path("dump.bin", tag="test", base=str(tmp_path))
 
     def store(handle, size: int) -> None:
         raise OSError("the bucket is full")
@@ -375,8 +384,10 @@ def test_ssh_command_run__fetch_and_store_fails__error_naming_the_storage(sshd):
     assert not Path(path).parent.exists()
 
 
-def test_ssh_command_run__fetch_and_command_times_out__nothing_stored_folder_removed(sshd):
-    path = remote_scratch_path("dump.bin", tag="test")
+def test_ssh_command_run__fetch_and_command_times_out__nothing_stored_folder_removed(
+    sshd, tmp_path
+):
+    path = remote_scratch_path("dump.bin", tag="test", base=str(tmp_path))
     kept: dict[str, bytes] = {}
 
     result = ssh_command_run(
@@ -422,10 +433,11 @@ def test_ssh_command_run__fetch_folder_already_there__not_run_and_folder_left_al
 
 
 @pytest.fixture
-def ssh_backup(staging, sshd, settings, tmp_path):
+def ssh_backup(staging, sshd, settings, tmp_path, monkeypatch):
     """Staging's database backup hook runs on the host: it copies a known dump to
     {output_path}, and says where that was."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    monkeypatch.setattr(ssh, "REMOTE_SCRATCH_BASE", str(tmp_path))  # the host's /var/tmp
     host = EnvironmentHost.objects.create(
         environment=staging, address="127.0.0.1", port=sshd.port, user=sshd.user,
         host_key=sshd.host_key_line, private_key_file=str(sshd.client_key),
@@ -459,7 +471,7 @@ def _remote_folder(run: CheckRun) -> Path:
 
 @pytest.mark.django_db
 def test_backup__ssh_database_hook__dump_brought_back_and_downloads_with_its_sha256(
-    ssh_backup, make_upgrade, manager, client
+    ssh_backup, make_upgrade, manager, client, tmp_path
 ):
     source, _ = ssh_backup
 
@@ -479,8 +491,9 @@ def test_backup__ssh_database_hook__dump_brought_back_and_downloads_with_its_sha
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == source.read_bytes()
     # And nothing is left on the host
-    assert _remote_folder(run).name.startswith("mycelia-run-")
-    assert not _remote_folder(run).exists()
+    folder = _remote_folder(run)
+    assert folder.parent == tmp_path and folder.name.startswith("mycelia-run-")
+    assert not folder.exists()
 
 
 @pytest.mark.django_db
@@ -500,3 +513,83 @@ def test_backup__ssh_database_hook_leaves_no_dump__failed_saying_so_no_artifact(
     assert words in run.reason and "nothing was kept" in run.reason
     assert not Artifact.objects.filter(upgrade_id=run.upgrade_id).exists()
     assert not _remote_folder(run).exists()
+
+
+# --- the worker dies mid-command: nothing it started lives on on the host ----------------------
+
+_RUNNER = """
+import json, os, sys
+sys.path.insert(0, os.getcwd())
+from upgrades.runners.ssh import RemoteFetch, SshTarget, ssh_command_run
+job = json.loads(os.environ["TEST_SSH_JOB"])
+ssh_command_run(target=SshTarget(**job["target"]), argv=job["argv"], timeout_s=120,
+                kill_grace_s=0.5, run_mark=job["mark"],
+                fetch=RemoteFetch(path=job["path"], store=lambda handle, size: None))
+"""
+
+# A command that ignores SIGHUP and SIGTERM and starts two writers that ignore them too: a
+# grandchild in its process group, and one that leaves the group (setsid). Every process has the
+# marker ($0) in its arguments.
+STUBBORN_COMMAND = (
+    "trap '' HUP TERM; "
+    'sh -c \'trap "" HUP TERM; while :; do echo grandchild >> "$1"; sleep 0.1; done\' "$0" "$1" & '
+    'setsid sh -c \'trap "" HUP TERM; while :; do echo escapee >> "$1"; sleep 0.1; done\' "$0" "$1" & '
+    "echo ready; wait"
+)
+
+
+def marked_processes(marker: str, mark: str = "") -> list[int]:
+    """Live processes on this machine (the host) with ``marker`` in their arguments or carrying
+    the run's ``mark`` (MYCELIA_RUN_MARK)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        carries = bool(mark) and f"MYCELIA_RUN_MARK={mark}".encode() in environ
+        if (marker.encode() in argv or carries) and not process_gone(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def test_ssh_command_run__runner_killed_mid_command__remote_tree_and_folder_gone(sshd, tmp_path):
+    # Given a runner process (a worker) running a stubborn command on the host, with a fetch
+    marker, mark = f"mycelia-test-{uuid.uuid4().hex}", f"run-test@{uuid.uuid4().hex}"
+    ledger = tmp_path / "ledger"
+    path = remote_scratch_path("dump.bin", tag="test", base=str(tmp_path))
+    job = {
+        "target": dataclasses.asdict(_target(sshd)),
+        "argv": ["sh", "-c", STUBBORN_COMMAND, marker, str(ledger)],
+        "mark": mark,
+        "path": path,
+    }
+    runner = subprocess.Popen(
+        [sys.executable, "-c", _RUNNER], cwd=ROOT, start_new_session=True,
+        env={**os.environ, "TEST_SSH_JOB": json.dumps(job)},
+    )  # fmt: skip
+    try:
+        wait_for(lambda: ledger.exists() and {"grandchild", "escapee"} <= set(
+            ledger.read_text().split()), timeout=20, every=0.05)  # fmt: skip
+        assert Path(path).parent.is_dir()
+        assert len(marked_processes(marker, mark)) >= 3
+
+        # When the runner's whole process group is killed, as a worker's would be
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=10)
+
+        # Then every remote process of it is gone soon (the connection dropped), the ledger
+        # stops growing, and the folder made for its file is removed
+        wait_for(lambda: not marked_processes(marker, mark), timeout=15, every=0.05)
+        size = ledger.stat().st_size
+        wait_for(lambda: not Path(path).parent.exists(), timeout=5, every=0.05)
+        assert ledger.stat().st_size == size
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+        for pid in marked_processes(marker, mark):  # only on failure: leave nothing behind
+            os.kill(pid, signal.SIGKILL)

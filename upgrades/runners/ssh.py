@@ -102,10 +102,12 @@ class RemoteFetch:
         return posixpath.dirname(self.path)
 
 
-def remote_scratch_path(name: str, *, tag: str, base: str = REMOTE_SCRATCH_BASE) -> str:
-    """A path for ``name`` in a folder of its own on the host, not yet made."""
+def remote_scratch_path(name: str, *, tag: str, base: str | None = None) -> str:
+    """A path for ``name`` in a folder of its own on the host (under ``base``, by default
+    REMOTE_SCRATCH_BASE), not yet made."""
     safe_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", tag)[:60]
-    return posixpath.join(base, f"mycelia-{safe_tag}-{secrets.token_hex(8)}", name)
+    folder = f"mycelia-{safe_tag}-{secrets.token_hex(8)}"
+    return posixpath.join(base or REMOTE_SCRATCH_BASE, folder, name)
 
 
 @dataclass(frozen=True)
