@@ -223,6 +223,7 @@ def test_first_day__bare_install__set_up_invite_back_up_download_elsewhere(
     expect(rita.locator(f"#step-{step.pk} .step-run")).to_contain_text("Database backed up")
     dump = Artifact.objects.get(upgrade=upgrade, kind="db_backup")
     assert dump.path.startswith("s3://") and dump.path.endswith(dump.storage_name)
+    expect(rita.locator("#artifacts")).to_contain_text(dump.name)
 
     # When: she opens the upgrade on the other web process and downloads the dump there
     other_web.ready()
