@@ -28,6 +28,7 @@ from upgrades.models import (
     Action,
     DeploymentFreeze,
     Environment,
+    PlaybookTemplate,
     Risk,
     Upgrade,
     UpgradeType,
@@ -154,6 +155,7 @@ def upgrade_create(request: HttpRequest) -> HttpResponse:
         "form": form,
         "profiles": _type_profiles(),
         "no_environments": not Environment.objects.exists(),
+        "no_templates": not PlaybookTemplate.objects.exists(),
         "flag_keys": _flag_keys(),
         **_notice_context(form),
     }

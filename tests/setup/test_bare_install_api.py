@@ -158,3 +158,32 @@ def test_bare_install__playbook_loaded_from_the_set_up_page__a_release_manager_c
     })  # fmt: skip
     assert response.status_code == 302, response.context["form"].errors
     assert Upgrade.objects.get(title="First real upgrade").steps.exists()
+
+
+def test_bare_install__no_playbook_yet__release_manager_told_who_loads_it_never_a_command(
+    client, manager
+):
+    from upgrades.models import Upgrade
+
+    # Given: a bare install with an environment but no playbook loaded yet
+    environment = Environment.objects.create(name="Staging", slug="staging", kind="staging")
+
+    # When: a release manager opens the new-upgrade page, and creates one anyway
+    client.force_login(manager)
+    page = client.get(reverse("upgrades:create")).content.decode()
+    refused = client.post(reverse("upgrades:create"), {
+        "upgrade_type": "minor", "title": "Too early", "environment": environment.pk,
+        "version_from": "1.4.2", "version_to": "1.5.0",
+    })  # fmt: skip
+
+    # Then: both say an administrator loads the playbook under Set-up; no command to run
+    assert 'id="no-templates"' in page and "An administrator loads them under Set-up" in page
+    assert refused.status_code == 409 and not Upgrade.objects.exists()
+    said = refused.content.decode()
+    assert "No playbook template exists for minor version upgrades yet" in said
+    assert "Set-up → Playbooks" in said and "manage.py" not in said
+
+    # And: the superuser (an administrator who may also make upgrades) is given the way there
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw-long-9x"))
+    page = client.get(reverse("upgrades:create")).content.decode()
+    assert f'href="{reverse("setup:templates")}">Load the playbook' in page

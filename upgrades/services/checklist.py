@@ -179,7 +179,9 @@ def upgrade_create(
     )
     if template is None:
         raise Conflict(
-            "No playbook template exists for this type yet: run `python manage.py seed`."
+            f"No playbook template exists for {UpgradeType(upgrade_type).label.lower()} upgrades "
+            "yet: an administrator loads the playbook's templates under Set-up → Playbooks "
+            "(or adds one there)."
         )
     profile = TYPE_PROFILES[upgrade_type]
     approval = (
