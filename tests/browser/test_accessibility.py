@@ -234,17 +234,22 @@ def _sweep(context, start: list[str], label: str, width: str) -> tuple[list[str]
     return visited, problems
 
 
+# One test per role and width, so that the parallel run spreads the sweep over every core.
+@pytest.mark.parametrize("width", list(WIDTHS))
+@pytest.mark.parametrize("label", ["manager", "stakeholder", "admin", "visitor"])
 def test_every_page__each_role_at_1280_and_390_px__no_wcag_violation_and_no_sideways_scroll(
-    browser, live_server, make_upgrade, manager, stakeholder, staging, demo_environment
-):
+    browser, live_server, make_upgrade, manager, stakeholder, staging, demo_environment,
+    label, width,
+):  # fmt: skip
     _axe_or_skip()
     data = _realistic_data(make_upgrade, manager, staging, demo_environment)
     User.objects.create_superuser("root", "root@example.com", PASSWORD)
     minor, draft = data["minor"], data["draft"]
 
-    # Sign each role in once; the width contexts reuse the cookies
-    states: dict[str, dict | None] = {"visitor": None}
-    for label, username in (("manager", "alice"), ("stakeholder", "bob"), ("admin", "root")):
+    # Sign the role in; the sweep's context reuses the cookies
+    state: dict | None = None
+    username = {"manager": "alice", "stakeholder": "bob", "admin": "root"}.get(label)
+    if username:
         context = browser.new_context(base_url=live_server.url)
         page = context.new_page()
         if label == "admin":
@@ -255,7 +260,7 @@ def test_every_page__each_role_at_1280_and_390_px__no_wcag_violation_and_no_side
             page.wait_for_load_state()
         else:
             sign_in(page, username, PASSWORD)
-        states[label] = context.storage_state()
+        state = context.storage_state()
         context.close()
 
     from upgrades.models import Upgrade
@@ -280,25 +285,17 @@ def test_every_page__each_role_at_1280_and_390_px__no_wcag_violation_and_no_side
         "visitor": ["/accounts/login/", "/status/", "/status/history/"],
     }  # fmt: skip
 
-    problems: list[str] = []
-    counts: dict[str, int] = {}
-    for width, viewport in WIDTHS.items():
-        for label, state in states.items():
-            context = browser.new_context(
-                base_url=live_server.url, viewport=viewport, storage_state=state
-            )
-            context.set_default_timeout(10_000)
-            context.add_init_script(path=str(AXE))
-            visited, found = _sweep(context, starts[label], label, width)
-            context.close()
-            counts[f"{label} {width}"] = len(visited)
-            if width == "desktop":
-                print(label, "visited:", " ".join(visited))
-            problems += found
+    context = browser.new_context(
+        base_url=live_server.url, viewport=WIDTHS[width], storage_state=state
+    )
+    context.set_default_timeout(10_000)
+    context.add_init_script(path=str(AXE))
+    visited, problems = _sweep(context, starts[label], label, width)
+    context.close()
+    print(label, width, "visited:", " ".join(visited))
 
-    print("pages checked:", counts)
     # Some pages of each kind, and none left out because the sweep hit its cap
-    assert all(3 <= n < MAX_PAGES_PER_ROLE for n in counts.values()), counts
+    assert 3 <= len(visited) < MAX_PAGES_PER_ROLE, len(visited)
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
 
 

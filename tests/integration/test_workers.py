@@ -83,6 +83,7 @@ def test_worker_killed_mid_run__check_stopped_whole_requeued_by_sweep_and_finish
     assert upgrade.events.filter(kind="run_finished").count() == 1
 
 
+@pytest.mark.serial  # stops the machine's Redis, which the parallel workers share
 def test_broker_down__request_still_succeeds_and_run_is_sent_once_it_is_back(
     broker, worker_factory, make_upgrade, demo_environment, manager, client
 ):
