@@ -22,6 +22,7 @@ from django.urls import reverse
 
 from tests.integration.conftest import ROOT, wait_for
 from tests.upgrades.ssh_server import SshServer, process_gone, sshd_running
+from tests.upgrades.test_artifact_storage import _object, bucket, moto, s3_artifacts  # noqa: F401
 from upgrades import services
 from upgrades.models import (
     Artifact,
@@ -494,6 +495,28 @@ def test_backup__ssh_database_hook__dump_brought_back_and_downloads_with_its_sha
     folder = _remote_folder(run)
     assert folder.parent == tmp_path and folder.name.startswith("mycelia-run-")
     assert not folder.exists()
+
+
+@pytest.mark.django_db
+def test_backup__ssh_database_hook_with_s3_storage__dump_lands_in_the_bucket_exactly(
+    ssh_backup,
+    make_upgrade,
+    manager,
+    s3_artifacts,  # noqa: F811
+    moto,  # noqa: F811
+):
+    source, _ = ssh_backup
+
+    run = _backup_run(make_upgrade, manager)
+
+    # Then the dump went from the host into the bucket, with its size and sha256 recorded
+    assert run.status == RunStatus.PASSED, run.reason + run.output
+    dump = Artifact.objects.get(upgrade_id=run.upgrade_id)
+    assert dump.path.startswith(f"s3://{s3_artifacts}/")
+    assert _object(moto, s3_artifacts, dump.storage_name) == source.read_bytes()
+    assert dump.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert dump.size_bytes == source.stat().st_size
+    assert not _remote_folder(run).exists()
 
 
 @pytest.mark.django_db
