@@ -282,14 +282,18 @@ def prometheus_range(
     auth: PrometheusAuth | None = None,
     points: int = 240,
 ) -> PrometheusRangeResult:
-    """A range query from ``start`` to ``end`` in about ``points`` steps (a matrix)."""
+    """A range query from ``start`` to ``end`` in about ``points`` steps (a matrix). The steps
+    are counted back from ``end`` (in whole milliseconds, as Prometheus counts), so the last
+    point is the value at ``end``, not up to a step before it."""
     span = max((end - start).total_seconds(), 1.0)
-    step = max(span / max(min(points, MAX_RANGE_POINTS), 1), 1.0)
+    step_ms = max(round(span * 1000 / max(min(points, MAX_RANGE_POINTS), 1)), 1000)
+    end_ms = round(end.timestamp() * 1000)
+    start_ms = end_ms - int(span * 1000 // step_ms) * step_ms
     params = {
         "query": query,
-        "start": f"{start.timestamp():.3f}",
-        "end": f"{end.timestamp():.3f}",
-        "step": f"{step:.3f}",
+        "start": f"{start_ms / 1000:.3f}",
+        "end": f"{end_ms / 1000:.3f}",
+        "step": f"{step_ms / 1000:.3f}",
         "timeout": f"{max(timeout_s, 0.1):g}s",
     }
     data, failed, latency_ms = _get(
