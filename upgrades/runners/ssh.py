@@ -189,9 +189,11 @@ def private_key_load(source: str) -> paramiko.PKey:
 # process that ignores it (nohup, ``trap '' HUP``, most daemons) or runs in the background lives
 # on. Without a pty sshd signals nothing at all. What every dropped connection does do is close
 # the command's stdin: the watchdog waits for that end-of-file, then sends SIGTERM to the whole
-# process group, SIGKILL after the grace (neither can be ignored by SIGKILL's time), and SIGKILL
-# to any process that still carries the run's mark (one that left the group with setsid).
-# The command's own stdin stays empty (/dev/null), as for local commands.
+# process group (grandchildren included), SIGKILL after the grace (which nothing can ignore),
+# and SIGKILL to any process that still carries the run's mark (one that left the group with
+# setsid), and removes the run's scratch folder. The command's own stdin stays empty
+# (/dev/null), as for local commands; as a background job it starts with SIGINT and SIGQUIT
+# ignored (POSIX), which nothing here sends.
 _WRAPPER = (
     'echo "mycelia-ssh-pid=$$" >&2; '
     'if [ -n "$1" ]; then cd "$1" || exit 126; fi; '
