@@ -2,8 +2,9 @@
 
 An administrator (`createsuperuser`, nothing else) signs in, lands on the set-up start, loads the
 playbook, creates an environment pointed at a running Mycelia (the demo's HTTP service), adds the
-target's host (a real OpenSSH server, its host key pasted), an SSH command hook and a webhook
-hook, tests both and watches a real worker's results arrive on the page; invites a release
+target's host (a real OpenSSH server, its host key pasted), an SSH command hook, a webhook hook
+and a database backup command, tests the first two and watches a real worker's results arrive
+on the page, sets the SLO thresholds; invites a release
 manager, who signs up through the emailed link in a browser of her own, creates an upgrade and
 runs its database backup on the worker, which keeps the dump in S3 (moto's server). The dump
 then downloads, byte for byte as its recorded sha256, through another web process (the
@@ -29,7 +30,7 @@ from tests.integration.conftest import ROOT, worker_factory  # noqa: F401 - fixt
 from tests.setup.conftest import receiver  # noqa: F401 - fixture
 from tests.upgrades.ssh_server import SshServer, sshd_running
 from tests.upgrades.test_artifact_storage import bucket, moto, s3_artifacts  # noqa: F401
-from upgrades.models import Artifact, EnvironmentOperation, Upgrade
+from upgrades.models import Artifact, EnvironmentOperation, SloThreshold, Upgrade
 
 pytestmark = [
     pytest.mark.browser,
@@ -185,6 +186,15 @@ def test_first_day__bare_install__set_up_invite_back_up_download_elsewhere(
     sent = receiver.requests[-1]
     assert sent["json"]["dry_run"] is True and sent["headers"]["X-Mycelia-Dry-Run"] == "1"
     assert sent["headers"]["X-Deploy-Token"] == "s3cret-value"
+
+    # And: the SLO thresholds monitoring will hold upgrades to
+    slo_form = admin.locator("#slo-form")
+    slo_form.locator("[name=error_rate]").fill("0.01")
+    slo_form.locator("[name=availability]").fill("0.999")
+    slo_form.locator("button[type=submit]").click()
+    admin.wait_for_url(re.compile(r".*#slo$"))
+    expect(admin.locator("#slo-form [name=error_rate]")).to_have_value("0.01")
+    assert SloThreshold.objects.filter(environment__slug="staging").count() == 2
 
     # When: the administrator invites a release manager
     admin.goto(f"{base}/setup/people/")
