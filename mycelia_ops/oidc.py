@@ -8,7 +8,10 @@ module adds what the panel needs on top:
 - roles from the groups claim on every sign-in (`OIDC_ROLE_GROUPS`), never superuser, and a
   page that says whom to ask when no group maps to a role;
 - local accounts only for superusers while single sign-on is on (break-glass);
-- sign-out that ends the provider's session (RP-initiated logout) when it offers one.
+- sign-out that ends the provider's session (RP-initiated logout) when it offers one;
+- a session that is renewed with the provider every OIDC_RENEW_SECONDS (SessionRenewal): roles
+  are read again then, and someone the provider no longer signs in, or who lost every role,
+  is signed out here.
 """
 
 from __future__ import annotations
@@ -24,17 +27,20 @@ import httpx
 import jwt
 import requests
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib import messages
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.models import Group
 from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render, resolve_url
+from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.views.generic import View
+from django_htmx.http import HttpResponseClientRefresh
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+from mozilla_django_oidc.middleware import SessionRefresh
 from mozilla_django_oidc.views import (
     OIDCAuthenticationCallbackView,
     OIDCAuthenticationRequestView,
@@ -376,6 +382,17 @@ class SignInCallbackView(OIDCAuthenticationCallbackView):
 
     def login_failure(self) -> HttpResponse:
         request = self.request
+        if request.user.is_authenticated:
+            # A renewal (SessionRenewal) that did not sign the person in again ends the session.
+            logout(request)
+        if request.GET.get("error") in RENEWAL_NEEDS_PERSON:
+            # Only a silent renewal asks with prompt=none: the provider's own session ended (or
+            # the person was switched off there). Signing in again shows the provider's form.
+            messages.info(
+                request,
+                f"Your session ended: sign in with {settings.OIDC_PROVIDER_NAME} again.",
+            )
+            return redirect("login")
         refusal: Refusal | None = getattr(request, "oidc_refusal", None)
         user = getattr(self, "user", None)
         if refusal is None and user is not None and not user.is_active:
@@ -404,6 +421,61 @@ class SignInCallbackView(OIDCAuthenticationCallbackView):
             "This sign-in was started in another window or has expired. Start again.",
             status=400,
         )
+
+
+# What a provider answers a prompt=none request when it would have to ask the person.
+RENEWAL_NEEDS_PERSON = frozenset({"login_required", "interaction_required", "consent_required"})
+
+
+class SessionRenewal(SessionRefresh):
+    """mozilla-django-oidc's SessionRefresh: once the session's ID token is older than
+    OIDC_RENEW_SECONDS, the next page a person opens goes through the provider again without a
+    form (prompt=none), so their roles follow the provider's groups, and someone the provider
+    no longer signs in (switched off, signed out there) or who lost every role is signed out.
+
+    On top of the library: endpoints are discovered, not read from settings (nothing is read
+    when the middleware is made, so it sits in MIDDLEWARE whether OIDC is on or not), and an
+    htmx request (a poll, an in-page form) is answered with a full reload of the page instead
+    of a redirect its XMLHttpRequest could not follow to the provider."""
+
+    def __init__(self, get_response: Any) -> None:
+        super(SessionRefresh, self).__init__(get_response)
+
+    @staticmethod
+    def get_settings(attr: str, *args: Any) -> Any:
+        return getattr(settings, attr, args[0] if args else None)
+
+    OIDC_EXEMPT_URLS: list[str] = []
+    OIDC_AUTHENTICATION_CALLBACK_URL = "oidc_authentication_callback"
+    OIDC_STATE_SIZE = 32
+    OIDC_USE_NONCE = True
+    OIDC_NONCE_SIZE = 32
+
+    @property
+    def OIDC_OP_AUTHORIZATION_ENDPOINT(self) -> str:  # noqa: N802 - the library's names
+        return provider_metadata()["authorization_endpoint"]
+
+    @property
+    def OIDC_RP_CLIENT_ID(self) -> str:  # noqa: N802
+        return settings.OIDC_RP_CLIENT_ID
+
+    @property
+    def OIDC_RP_SCOPES(self) -> str:  # noqa: N802
+        return settings.OIDC_RP_SCOPES
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if not oidc_enabled() or not self.is_refreshable_url(request):
+            return None
+        if request.session.get("oidc_id_token_expiration", 0) > time.time():
+            return None
+        if request.headers.get("HX-Request") == "true":
+            return HttpResponseClientRefresh()  # the page's own GET renews the session
+        try:
+            return super().process_request(request)
+        except ProviderUnavailable as exc:
+            # The person keeps the session they have until the provider answers again.
+            logger.warning("Session of %s not renewed: %s", request.user.get_username(), exc)
+            return None
 
 
 def provider_logout_url(request: HttpRequest) -> str:

@@ -73,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # With OIDC on, renews a session through the provider every OIDC_RENEW_SECONDS.
+    "mycelia_ops.oidc.SessionRenewal",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -372,6 +374,8 @@ OIDC_RP_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "") or "RS256"
 OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
 OIDC_TOKEN_USE_BASIC_AUTH = env_bool("OIDC_TOKEN_USE_BASIC_AUTH", False)
 OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10)
+# A session is renewed with the provider (roles read again) once its ID token is this old.
+OIDC_RENEW_ID_TOKEN_EXPIRY_SECONDS = env_int("OIDC_RENEW_SECONDS", 900)
 OIDC_STORE_ID_TOKEN = True  # the id_token_hint that ends the provider's session at sign-out
 OIDC_AUTHENTICATE_CLASS = "mycelia_ops.oidc.SignInStartView"
 OIDC_CALLBACK_CLASS = "mycelia_ops.oidc.SignInCallbackView"
