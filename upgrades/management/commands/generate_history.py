@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from upgrades.models import (
@@ -115,16 +115,18 @@ class Command(BaseCommand):
             closed = upgrade.status in (UpgradeStatus.COMPLETED, UpgradeStatus.ROLLED_BACK)
             for i in range(steps):
                 step_rows.append(
-                    ChecklistStep(
-                        upgrade=upgrade,
-                        phase=by_upgrade[upgrade.pk][i * len(PHASES) // steps],
-                        order=i + 1,
-                        title=f"Step {i + 1}",
-                        status=StepStatus.DONE if closed or rng.random() < 0.3 else StepStatus.OPEN,
-                        required=i % 5 != 4,
-                    )
+                    {
+                        "upgrade_id": upgrade.pk,
+                        "phase_id": by_upgrade[upgrade.pk][i * len(PHASES) // steps].pk,
+                        "order": i + 1,
+                        "title": f"Step {i + 1}",
+                        "status": StepStatus.DONE
+                        if closed or rng.random() < 0.3
+                        else StepStatus.OPEN,
+                        "required": i % 5 != 4,
+                    }
                 )
-        ChecklistStep.objects.bulk_create(step_rows, batch_size=5000)
+        _rows_insert(ChecklistStep, step_rows)
         UpgradeEvent.objects.bulk_create(
             UpgradeEvent(upgrade=u, kind=EventKind.CREATED, actor=owner, at=u.created_at,
                          to_value=UpgradeStatus.DRAFT, message="Generated history",
@@ -137,3 +139,20 @@ class Command(BaseCommand):
                      created_at=u.created_at, reason="generated")
             for u in made
         )  # fmt: skip
+
+
+def _rows_insert(model, rows: list[dict]) -> None:
+    """Insert plain rows (attname -> value; every other column takes its field's default).
+
+    Half a million steps is most of the history: PostgreSQL takes them through COPY, several
+    times faster than bulk_create's model instances and bound parameters."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create((model(**row) for row in rows), batch_size=5000)
+        return
+    defaults = {f.attname: f.get_db_prep_save(f.get_default(), connection) for f in fields}
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    sql = f"COPY {connection.ops.quote_name(model._meta.db_table)} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for row in rows:
+            copy.write_row([row.get(f.attname, defaults[f.attname]) for f in fields])
