@@ -19,11 +19,12 @@ run: $(STAMP)
 	$(BIN)/python scripts/run.py
 
 # The suite runs on every core (pytest-xdist; tests/xdist_isolation.py gives each worker its own
-# broker database and data folder), then the few tests marked serial run alone. Exit code 5 of
-# the second part means "no serial test selected", which is fine.
+# broker database and data folder; xdist_group keeps tests that share a costly fixture on one
+# worker), then the few tests marked serial run alone. Exit code 5 of the second part means
+# "no serial test selected", which is fine.
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: $(STAMP) $(AXE)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS); code=$$?; [ $$code -eq 0 ] || [ $$code -eq 5 ]
 
 # axe-core for the accessibility sweep (tests/browser/test_accessibility.py); without npm the

@@ -44,7 +44,8 @@ from tests.platform.test_run_script import ROOT, STOP_WITHIN_SECONDS, Run, _answ
 from tests.upgrades.test_at_most_once import Ledger, effect_order, group_gone
 from upgrades.models import DeployState, RunStatus
 
-pytestmark = [pytest.mark.slow, pytest.mark.worker]
+# One worker takes every trial: they share the module's `make run` (its first start migrates).
+pytestmark = [pytest.mark.slow, pytest.mark.worker, pytest.mark.xdist_group("make_run_trials")]
 
 TRIALS = 2  # x 3 kinds = 6 trials
 
