@@ -2,13 +2,14 @@
 
 An administrator (`createsuperuser`, nothing else) signs in, lands on the set-up start, loads the
 playbook, creates an environment pointed at a running Mycelia (the demo's HTTP service), adds the
-target's host (a real OpenSSH server, its host key pasted), an SSH command hook, a webhook hook
-and a database backup command, tests the first two and watches a real worker's results arrive
-on the page, sets the SLO thresholds; invites a release
-manager, who signs up through the emailed link in a browser of her own, creates an upgrade and
-runs its database backup on the worker, which keeps the dump in S3 (moto's server). The dump
-then downloads, byte for byte as its recorded sha256, through another web process (the
-production server, another data folder) that shares only the database and the S3 settings."""
+target's host (a real OpenSSH server, its host key pasted), two hooks on that host over SSH
+(diagnostics, the database backup) and a webhook hook, tests the diagnostics and the webhook and
+watches a real worker's results arrive on the page, and sets the SLO thresholds. They invite a
+release manager, who signs up through the emailed link in a browser of her own, creates an
+upgrade and runs its database backup step: the worker runs the dump on the host and brings it
+back into S3 (moto's server). The dump then downloads, byte for byte as its recorded sha256,
+through another web process (the production server, another data folder) that shares only the
+database and the S3 settings."""
 
 from __future__ import annotations
 
@@ -114,20 +115,20 @@ def test_first_day__bare_install__set_up_invite_back_up_download_elsewhere(
     admin.goto(f"{base}/setup/")
     expect(admin.locator("#load-playbook")).to_have_count(0)
 
-    # And: creates an environment pointed at the running Mycelia; its local commands run in the
-    # product's folder with the demo's state folder
+    # And: creates an environment pointed at the running Mycelia, its commands given the demo's
+    # state folder
     admin.click("text=Add the first environment")
     env_form = admin.locator("#environment-form")
     env_form.locator("[name=name]").fill("Staging")
     env_form.locator("[name=slug]").fill("staging")
     env_form.locator("[name=kind]").select_option("staging")
     env_form.locator("[name=base_url]").fill(demo_mycelia.url)
-    env_form.locator("[name=working_directory]").fill(str(ROOT))
     env_form.locator("[name=command_env]").fill(f"MYCELIA_DEMO_STATE_DIR={tmp_path / 'demo-state'}")
     env_form.locator("button[type=submit]").click()
     admin.wait_for_url(re.compile(r".*/setup/environments/\d+/#hooks$"))
 
-    # And: adds the target's host, with the host key it must show
+    # And: adds the target's host, with the host key it must show; commands run in the folder
+    # where the demo Mycelia's command line is
     admin.locator("#new-host > summary").click()
     host_form = admin.locator("#new-host-form")
     host_form.locator("[name=new-host-address]").fill("127.0.0.1")
@@ -135,12 +136,13 @@ def test_first_day__bare_install__set_up_invite_back_up_download_elsewhere(
     host_form.locator("[name=new-host-user]").fill(sshd.user)
     host_form.locator("[name=new-host-host_key]").fill(sshd.host_key_line)
     host_form.locator("[name=new-host-private_key_file]").fill(str(sshd.client_key))
+    host_form.locator("[name=new-host-working_directory]").fill(str(ROOT))
     host_form.locator("button[type=submit]").click()
     login = f"{sshd.user}@127.0.0.1:{sshd.port}"
     expect(admin.locator("[data-role=host-login]")).to_have_text(login)
 
-    # And: three hooks: diagnostics on that host over SSH, deploy as a webhook with its
-    # secret, and the database backup as a local command (the worker keeps what it writes)
+    # And: three hooks: diagnostics and the database backup on that host over SSH (the dump is
+    # brought back to the artifacts storage), and deploy as a webhook with its secret
     hook_form = admin.locator("#new-hook-form")
 
     def add_hook(operation: str, mode: str, **fields: str) -> EnvironmentOperation:
@@ -162,7 +164,7 @@ def test_first_day__bare_install__set_up_invite_back_up_download_elsewhere(
                         argv='sh\n-c\necho "dry run $MYCELIA_DRY_RUN on $(hostname)"')  # fmt: skip
     webhook = add_hook("deploy", "webhook", webhook_url=f"{receiver.url}/deploy",
                        webhook_secret_header="X-Deploy-Token", webhook_secret="s3cret-value")  # fmt: skip
-    add_hook("db_backup", "command",
+    add_hook("db_backup", "ssh", host=login,
              argv=f"{sys.executable}\n-m\nupgrades.demo_target\ndb-backup\n{{output_path}}")  # fmt: skip
     expect(admin.locator(f"#hook-{ssh_hook.pk} [data-role=hook-host]")).to_have_text(login)
 
@@ -228,9 +230,11 @@ def test_first_day__bare_install__set_up_invite_back_up_download_elsewhere(
     step = upgrade.steps.get(title="Backup database")
     rita.locator(f"#run-check-{step.pk}").click()
 
-    # Then: the worker backs up; the step is done and the dump is listed on her page
+    # Then: the worker backs up on the host; the step is done and the dump is listed on her page
     expect(rita.locator(f"#step-{step.pk} .step-status")).to_have_text("Done", timeout=LIVE)
-    expect(rita.locator(f"#step-{step.pk} .step-run")).to_contain_text("Database backed up")
+    expect(rita.locator(f"#step-{step.pk} .step-run")).to_contain_text(
+        "Database backed up on the host and brought back"
+    )
     dump = Artifact.objects.get(upgrade=upgrade, kind="db_backup")
     assert dump.path.startswith("s3://") and dump.path.endswith(dump.storage_name)
     expect(rita.locator("#artifacts")).to_contain_text(dump.name)
