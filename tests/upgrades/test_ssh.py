@@ -10,10 +10,12 @@ import dataclasses
 import hashlib
 import json
 import os
+import posixpath
 import shlex
 import signal
 import subprocess
 import sys
+import tracemalloc
 import uuid
 from pathlib import Path
 
@@ -30,11 +32,20 @@ from upgrades.models import (
     EnvironmentHost,
     EnvironmentOperation,
     HookMode,
+    HookTest,
     Operation,
     RunStatus,
 )
-from upgrades.runners import RemoteFetch, SshTarget, remote_scratch_path, ssh, ssh_command_run
+from upgrades.runners import (
+    RemoteFetch,
+    RemoteUpload,
+    SshTarget,
+    remote_scratch_path,
+    ssh,
+    ssh_command_run,
+)
 from upgrades.runners.ssh import host_key_parse, key_fingerprint, remote_command
+from upgrades.services import hook_tests
 
 
 @pytest.fixture(scope="module")
@@ -428,6 +439,212 @@ def test_ssh_command_run__fetch_folder_already_there__not_run_and_folder_left_al
     assert "was not run" in result.reason and "could not be made" in result.reason
     assert not marker.exists()
     assert (folder / "theirs").read_text() == "keep me"
+
+
+# --- a file put on the host before the command (a database restore's backup) --------------------
+
+
+def _upload_of(local: Path, path: str, size: int | None = None) -> RemoteUpload:
+    return RemoteUpload(path=path, local=str(local), size=local.stat().st_size if size is None
+                        else size)  # fmt: skip
+
+
+def test_ssh_command_run__upload__bytes_arrive_exactly_streamed_and_folder_removed(sshd, tmp_path):
+    # Given 16 MiB of random bytes on the worker, for a command that hashes what it is given
+    local = tmp_path / "worker" / "backup.dump"
+    local.parent.mkdir()
+    local.write_bytes(os.urandom(16 * 1024 * 1024))
+    path = remote_scratch_path("backup.dump", tag="test", base=str(tmp_path))
+
+    # When it runs with the file put on the host first
+    tracemalloc.start()
+    try:
+        result = ssh_command_run(
+            target=_target(sshd), timeout_s=60, upload=_upload_of(local, path),
+            argv=_sh('ls -ld "$(dirname "$0")"; sha256sum "$0"; stat -c %s "$0"', path),
+        )  # fmt: skip
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # Then the host had exactly those bytes, in a private folder, removed afterwards; and the
+    # worker never held the file in memory
+    assert result.outcome == "passed", result.reason
+    listing, digest, size = result.output.splitlines()
+    assert listing.startswith("drwx------")
+    assert digest.split()[0] == hashlib.sha256(local.read_bytes()).hexdigest()
+    assert int(size) == local.stat().st_size
+    assert not Path(path).parent.exists()
+    assert peak < 6 * 1024 * 1024, f"peak {peak} bytes"
+
+
+@pytest.mark.parametrize(("script", "timeout_s", "outcome"), [
+    ("exit 3", 20, "failed"),
+    ("sleep 1000", 3, "timed_out"),
+])  # fmt: skip
+def test_ssh_command_run__upload_and_command_fails_or_times_out__folder_removed(
+    sshd, tmp_path, script, timeout_s, outcome
+):
+    local = tmp_path / "backup.dump"
+    local.write_bytes(b"backup")
+    path = remote_scratch_path("backup.dump", tag="test", base=str(tmp_path))
+
+    result = ssh_command_run(
+        target=_target(sshd), argv=_sh(f'test -s "$0" && echo there; {script}', path),
+        timeout_s=timeout_s, kill_grace_s=0.5, upload=_upload_of(local, path),
+    )  # fmt: skip
+
+    assert result.outcome == outcome, result.reason
+    assert result.output.startswith("there")
+    assert not Path(path).parent.exists()
+
+
+def test_ssh_command_run__cancelled_while_uploading__nothing_run_and_folder_removed(sshd, tmp_path):
+    # Given a 2 MiB file, and a cancel that comes after the copy has begun
+    local = tmp_path / "backup.dump"
+    local.write_bytes(os.urandom(2 * 1024 * 1024))
+    path = remote_scratch_path("backup.dump", tag="test", base=str(tmp_path))
+    marker = tmp_path / "ran"
+    asked = []
+
+    def should_stop() -> bool:
+        asked.append(Path(path).exists())  # the copy is under way once the file is there
+        return len(asked) > 3
+
+    result = ssh_command_run(
+        target=_target(sshd), argv=["touch", str(marker)], timeout_s=20,
+        should_stop=should_stop, upload=_upload_of(local, path),
+    )  # fmt: skip
+
+    # Then the copy stopped, the command never ran, and the folder is gone
+    assert result.outcome == "cancelled", result.reason
+    assert "while its file was put on the host" in result.reason
+    assert asked[-1] is True
+    assert not marker.exists()
+    assert not Path(path).parent.exists()
+
+
+def test_ssh_command_run__upload_size_differs__not_run_and_folder_removed(sshd, tmp_path):
+    local = tmp_path / "backup.dump"
+    local.write_bytes(b"12345")
+    path = remote_scratch_path("backup.dump", tag="test", base=str(tmp_path))
+    marker = tmp_path / "ran"
+
+    result = ssh_command_run(
+        target=_target(sshd), argv=["touch", str(marker)], timeout_s=20,
+        upload=_upload_of(local, path, size=6),
+    )  # fmt: skip
+
+    assert result.outcome == "error"
+    assert "was not run" in result.reason
+    assert "holds 5 bytes after the copy, not the 6 expected" in result.reason
+    assert not marker.exists()
+    assert not Path(path).parent.exists()
+
+
+def test_ssh_command_run__scratch_folder__private_while_it_runs_then_removed(sshd, tmp_path):
+    folder = posixpath.dirname(remote_scratch_path("x", tag="dry-run-1", base=str(tmp_path)))
+
+    result = ssh_command_run(
+        target=_target(sshd), argv=_sh('echo out > "$0/file"; ls -ld "$0"; cat "$0/file"', folder),
+        timeout_s=20, scratch=folder,
+    )  # fmt: skip
+
+    assert result.outcome == "passed", result.reason
+    assert result.output.startswith("drwx------") and result.output.endswith("out\n")
+    assert not Path(folder).exists()
+
+
+@pytest.mark.parametrize("scratch", ["/var/tmp", "/var/tmp/mycelia-x/", "relative/mycelia-x"])
+def test_ssh_command_run__scratch_not_a_folder_of_its_own__refused_before_connecting(sshd, scratch):
+    result = ssh_command_run(target=_target(sshd), argv=["true"], timeout_s=20, scratch=scratch)
+
+    assert result.outcome == "error"
+    assert "is not a folder of its own on the host" in result.reason
+
+
+_UPLOAD_RUNNER = """
+import json, os, sys
+sys.path.insert(0, os.getcwd())
+from upgrades.runners.ssh import RemoteUpload, SshTarget, ssh_command_run
+job = json.loads(os.environ["TEST_SSH_JOB"])
+ssh_command_run(target=SshTarget(**job["target"]), argv=["true"], timeout_s=120,
+                upload=RemoteUpload(path=job["path"], local=job["local"], size=10**9))
+"""
+
+
+def test_ssh_command_run__runner_killed_while_uploading__keeper_removes_the_folder(sshd, tmp_path):
+    # Given a runner (a worker) putting a file on the host that arrives slowly (a pipe the test
+    # writes into, so the copy is under way for as long as the test wants)
+    source = tmp_path / "source.fifo"
+    os.mkfifo(source)
+    path = remote_scratch_path("backup.dump", tag="test", base=str(tmp_path))
+    job = {"target": dataclasses.asdict(_target(sshd)), "path": path, "local": str(source)}
+    runner = subprocess.Popen(
+        [sys.executable, "-c", _UPLOAD_RUNNER], cwd=ROOT, start_new_session=True,
+        env={**os.environ, "TEST_SSH_JOB": json.dumps(job)},
+    )  # fmt: skip
+    writer = None
+    try:
+
+        def opened() -> int | None:
+            try:
+                return os.open(source, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: the runner has not opened it yet
+                return None
+
+        writer = wait_for(opened, timeout=20, every=0.05)
+        os.write(writer, os.urandom(32 * 1024))
+        wait_for(lambda: Path(path).exists(), timeout=20, every=0.05)
+        assert Path(path).parent.is_dir()
+
+        # When the runner's process group is killed mid-copy
+        os.killpg(runner.pid, signal.SIGKILL)
+        runner.wait(timeout=10)
+
+        # Then the folder, and the part of the file in it, are removed from the host
+        wait_for(lambda: not Path(path).parent.exists(), timeout=15, every=0.05)
+    finally:
+        if writer is not None:
+            os.close(writer)
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+            runner.wait()
+
+
+# --- a dry run of an SSH hook from the set-up page ---------------------------------------------
+
+
+@pytest.mark.django_db
+def test_hook_test__ssh_hook_writes_to_output_path__passes_in_a_folder_removed_after(
+    staging, sshd, tmp_path, monkeypatch
+):
+    # Given a database backup hook on a host that writes its dump to {output_path}
+    monkeypatch.setattr(ssh, "REMOTE_SCRATCH_BASE", str(tmp_path))  # the host's /var/tmp
+    host = EnvironmentHost.objects.create(
+        environment=staging, address="127.0.0.1", port=sshd.port, user=sshd.user,
+        host_key=sshd.host_key_line, private_key_file=str(sshd.client_key),
+    )  # fmt: skip
+    hook = EnvironmentOperation.objects.create(
+        environment=staging, operation=Operation.DB_BACKUP, mode=HookMode.SSH, host=host,
+        timeout_seconds=30, argv=["sh", "-c", 'echo "to=$0 $1"; ls -ld "$(dirname "$0")"; '
+                                  'echo "dump $MYCELIA_DRY_RUN" > "$0"; cat "$0"',
+                                  "{output_path}", "{backup_path}"],
+    )  # fmt: skip
+    test = HookTest.objects.create(hook=hook)
+
+    # When its dry run is carried out
+    assert hook_tests.hook_test_execute(test_id=test.pk) == "passed"
+
+    # Then the hook wrote into a private folder of its own on the host, removed afterwards
+    test.refresh_from_db()
+    assert test.status == RunStatus.PASSED, test.reason + test.output
+    output_path, backup_path = test.output.split("to=", 1)[1].splitlines()[0].split()
+    folder = Path(output_path).parent
+    assert folder.parent == tmp_path and folder.name.startswith(f"mycelia-dry-run-{test.pk}-")
+    assert Path(backup_path).parent == folder
+    assert "drwx------" in test.output and "dump 1" in test.output
+    assert not folder.exists()
 
 
 # --- a database backup hook on a host, end to end through the product --------------------------

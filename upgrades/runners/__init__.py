@@ -30,6 +30,7 @@ from upgrades.runners.evaluate import (
 from upgrades.runners.http import HttpProbeResult, WebhookResult, http_probe, webhook_post
 from upgrades.runners.ssh import (
     RemoteFetch,
+    RemoteUpload,
     SshSetupProblem,
     SshTarget,
     remote_scratch_path,
@@ -49,6 +50,7 @@ __all__ = [
     "HttpProbeResult",
     "Outcome",
     "RemoteFetch",
+    "RemoteUpload",
     "SloEvaluation",
     "SshSetupProblem",
     "SshTarget",

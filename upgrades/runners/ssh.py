@@ -16,10 +16,14 @@ limit, on cancel, or when the command exits leaving stragglers, a second channel
 connection runs ``kill -TERM -<pgid>`` and, after the grace, ``kill -KILL``; when the worker dies
 and the connection drops, the watchdog does the same on the host by itself.
 
-A database backup's dump is written on the host: with ``fetch`` the runner makes a private
-folder for it there, and once the command has passed reads the file back over SFTP on the same
-connection (the same verified host key) into whatever ``fetch.store`` keeps it in, then removes
-the folder.
+Files on the host live in a scratch folder of the run's own (``scratch``, or the folder of
+``upload`` / ``fetch``): made before the command (mode 700, refused if anything is there), removed
+after it whatever happened. A database restore's backup is put there over SFTP (``upload``) and
+its size checked before the command runs; a database backup's dump is read back from there over
+SFTP (``fetch``) once the command has passed, into whatever ``fetch.store`` keeps it in; a dry
+run just gets the folder. All of it on the same connection, with the same verified host key. The
+folder is made by a small "keeper" on a channel of its own that removes it as soon as the
+connection drops, so a worker that dies while a file is on its way leaves nothing behind either.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ FILE_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*_FILE$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 KEY_TYPE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+)$")
 CONNECT_TIMEOUT_S = 15.0
+_UPLOAD_CHUNK = 64 * 1024
 
 
 class SshSetupProblem(ValueError):
@@ -84,6 +89,22 @@ class SshTarget:
 # named with 64 random bits, so no one can have made it beforehand), removed afterwards.
 # /var/tmp rather than /tmp: on most systems it is on disk, where /tmp may be a small tmpfs.
 REMOTE_SCRATCH_BASE = "/var/tmp"
+
+
+@dataclass(frozen=True)
+class RemoteUpload:
+    """A file of the worker's put on the host over SFTP before the command runs (a backup for a
+    restore hook): ``local`` on the worker, ``path`` on the host (absolute, inside the run's
+    scratch folder, see ``remote_scratch_path``); ``size`` is what it must hold there, else
+    nothing runs."""
+
+    path: str
+    local: str
+    size: int
+
+    @property
+    def folder(self) -> str:
+        return posixpath.dirname(self.path)
 
 
 @dataclass(frozen=True)
@@ -408,62 +429,122 @@ def _connect_problem(target: SshTarget, exc: BaseException) -> tuple[Outcome, st
     return "error", f"Cannot connect to {where}: {text or type(exc).__name__}."
 
 
-class _NotFetched(Exception):
-    """The command's file did not come back: its outcome and why, in words."""
+class _HostFileProblem(Exception):
+    """The run's folder or file on the host did not work out: its outcome and why, in words."""
 
     def __init__(self, outcome: Outcome, reason: str) -> None:
         super().__init__(reason)
         self.outcome, self.reason = outcome, reason
 
 
-def _make_folder(client: paramiko.SSHClient, folder: str) -> paramiko.SFTPClient:
-    """Open SFTP on the connection and make the run's folder for its file (refused if anything
-    is there already: the runner removes only what it made)."""
+# The keeper of a run's scratch folder, on a channel of its own: it makes the folder (mkdir fails
+# if anything is there: the runner removes only what it made), says "made", then reads its stdin
+# until that ends, and removes the folder. The run closes the channel once it has removed the
+# folder itself; when the worker dies instead, the connection drops, sshd closes that stdin, and
+# the keeper removes the folder at once: a backup half uploaded, a dump being read back, nothing
+# stays on the host. It carries no run mark and runs in a session of its own (sshd), so stopping
+# the command never stops it.
+_KEEPER = 'mkdir -m 700 -- "$1" || exit 1; echo made; while read -r _; do :; done; rm -rf -- "$1"'
+
+
+def _keeper_start(client: paramiko.SSHClient, folder: str, wait_s: float) -> paramiko.Channel:
+    """Make the run's folder on the host, kept by a keeper that removes it if the connection
+    drops; the keeper's channel, or _HostFileProblem saying why the folder was not made."""
+    transport = client.get_transport()
+    assert transport is not None
+    said = b""
     try:
-        sftp = client.open_sftp()
+        channel = transport.open_session(timeout=wait_s)
+        channel.settimeout(wait_s)
+        channel.exec_command(shlex.join(["exec", "sh", "-c", _KEEPER, "mycelia-keeper", folder]))
+        while b"made\n" not in said:
+            chunk = channel.recv(64)
+            if not chunk:
+                break
+            said += chunk
     except (paramiko.SSHException, OSError) as exc:
-        raise _NotFetched(
+        raise _HostFileProblem("error", f"the folder {folder} could not be made on the host for "
+                                        f"its files ({exc})") from exc  # fmt: skip
+    if b"made\n" in said:
+        return channel
+    why = b""
+    with contextlib.suppress(Exception):
+        while channel.recv_stderr_ready():
+            why += channel.recv_stderr(_READ_CHUNK)
+        channel.close()
+    text = why.decode("utf-8", errors="replace").strip() or "mkdir failed"
+    raise _HostFileProblem("error", f"the folder {folder} could not be made on the host for its "
+                                    f"files ({text})")  # fmt: skip
+
+
+def _open_sftp(client: paramiko.SSHClient, why: str) -> paramiko.SFTPClient:
+    try:
+        return client.open_sftp()
+    except (paramiko.SSHException, OSError) as exc:
+        raise _HostFileProblem(
             "error",
-            f"the host offers no SFTP to bring its file back ({exc}; "
+            f"the host offers no SFTP to {why} ({exc}; "
             "is the sftp Subsystem enabled in its sshd_config?)",
         ) from exc
+
+
+def _upload(
+    sftp: paramiko.SFTPClient,
+    upload: RemoteUpload,
+    deadline: float,
+    should_stop: Callable[[], bool] | None,
+) -> str:
+    """Put the worker's file on the host, streamed chunk by chunk (pipelined writes, never whole
+    in memory), and check its size there. "" when it is there whole; "deadline" or "stopped"
+    when the time limit or a cancel came first; _HostFileProblem when it could not be put."""
+    where = f"{upload.path} on the host"
     try:
-        sftp.mkdir(folder, 0o700)
-    except OSError as exc:
-        with contextlib.suppress(Exception):
-            sftp.close()
-        raise _NotFetched("error", f"the folder {folder} could not be made on the host for its "
-                                   f"file ({exc})") from exc  # fmt: skip
-    return sftp
+        with open(upload.local, "rb") as source, sftp.open(upload.path, "wbx") as target:
+            target.set_pipelined(True)
+            for chunk in iter(lambda: source.read(_UPLOAD_CHUNK), b""):
+                target.write(chunk)
+                if should_stop is not None and should_stop():
+                    return "stopped"
+                if time.monotonic() >= deadline:
+                    return "deadline"
+        size = sftp.stat(upload.path).st_size
+    except (OSError, paramiko.SSHException) as exc:
+        raise _HostFileProblem("error", f"its file could not be put at {where} ({exc})") from exc
+    if size != upload.size:
+        raise _HostFileProblem("error", f"{where} holds {size} bytes after the copy, not the "
+                                        f"{upload.size} expected")  # fmt: skip
+    return ""
 
 
 def _fetch(sftp: paramiko.SFTPClient, fetch: RemoteFetch, name: str) -> Any:
     """Read the command's file back over SFTP and hand it to the store; what the store kept,
-    or _NotFetched saying why nothing was kept."""
+    or _HostFileProblem saying why nothing was kept."""
     where = f"{fetch.path} on the host"
     try:
         attributes = sftp.stat(fetch.path)
     except OSError as exc:
         if getattr(exc, "errno", None) == errno.ENOENT:
-            raise _NotFetched(
+            raise _HostFileProblem(
                 "failed",
                 f"{name} passed but wrote no file at {where}: nothing "
                 "was kept (the hook writes its dump to {output_path})",
             ) from None
-        raise _NotFetched("error", f"{name} passed, but {where} could not be read ({exc}): "
+        raise _HostFileProblem("error", f"{name} passed, but {where} could not be read ({exc}): "
                                    "nothing was kept") from exc  # fmt: skip
     if not stat.S_ISREG(attributes.st_mode or 0):
-        raise _NotFetched("failed", f"{name} passed, but {where} is not a file: nothing was kept")
+        raise _HostFileProblem(
+            "failed", f"{name} passed, but {where} is not a file: nothing was kept"
+        )
     size = attributes.st_size or 0
     if size == 0:
-        raise _NotFetched("failed", f"{name} passed, but the file it wrote at {where} is empty: "
+        raise _HostFileProblem("failed", f"{name} passed, but the file it wrote at {where} is empty: "
                                     "an empty dump is no backup, nothing was kept")  # fmt: skip
     try:
         with sftp.open(fetch.path, "rb") as handle:
             handle.prefetch(size)  # pipelined reads: it streams, never whole in memory
             return fetch.store(handle, size)
     except Exception as exc:  # noqa: BLE001 - the storage or the connection, said in words
-        raise _NotFetched(
+        raise _HostFileProblem(
             "error",
             f"{name} passed, but {where} could not be copied into the "
             f"artifacts storage ({exc}): nothing was kept",
@@ -486,6 +567,31 @@ def _remove_folder(client: paramiko.SSHClient, folder: str) -> str:
     return "" if code == 0 else f"removing {folder} on the host failed (rm exited with {code})"
 
 
+def _run_folder(
+    scratch: str | None, upload: RemoteUpload | None, fetch: RemoteFetch | None
+) -> tuple[str | None, str]:
+    """The run's one scratch folder on the host (None without one), or why the paths given
+    cannot be one: each file in the folder, the folder a fresh "mycelia-…" one."""
+
+    def own(folder: str) -> bool:
+        return (
+            posixpath.isabs(folder)
+            and posixpath.normpath(folder) == folder
+            and posixpath.basename(folder).startswith("mycelia-")
+        )
+
+    paths = [item.path for item in (upload, fetch) if item is not None]
+    for path in paths:
+        if posixpath.normpath(path) != path or not own(posixpath.dirname(path)):
+            return None, f"{path} is not a file in a folder of its own on the host."
+    if scratch is not None and not own(scratch):
+        return None, f"{scratch} is not a folder of its own on the host."
+    folders = {posixpath.dirname(path) for path in paths} | ({scratch} if scratch else set())
+    if len(folders) > 1:
+        return None, "its files are not all in the one folder of its own on the host."
+    return (folders.pop() if folders else None), ""
+
+
 def ssh_command_run(
     *,
     target: SshTarget,
@@ -500,6 +606,8 @@ def ssh_command_run(
     should_stop: Callable[[], bool] | None = None,
     run_key: str = "",
     run_mark: str = "",
+    scratch: str | None = None,
+    upload: RemoteUpload | None = None,
     fetch: RemoteFetch | None = None,
 ) -> SshCommandResult:
     """Run ``argv`` on ``target`` over SSH and report how it went, like ``command_run``.
@@ -512,9 +620,13 @@ def ssh_command_run(
     the same as soon as the connection drops. ``env`` is given to the command (with
     MYCELIA_RUN_KEY and MYCELIA_RUN_MARK) through ``env NAME=value``.
 
-    With ``fetch``, the command passes only when the file it wrote at ``fetch.path`` came back
-    and was kept (``fetched`` holds what ``fetch.store`` returned); a missing or empty file
-    fails it. The file's folder is removed from the host whatever happened.
+    ``scratch`` (a folder on the host, see ``remote_scratch_path``), or the folder of ``upload``
+    and ``fetch`` (one folder for all), is made before the command runs and removed from the
+    host whatever happened; if it cannot be made, nothing runs. With ``upload``, the worker's
+    file is put there first (its size checked; the time limit and a cancel count during the
+    copy); nothing runs unless it arrived whole. With ``fetch``, the command passes only when the
+    file it wrote at ``fetch.path`` came back and was kept (``fetched`` holds what
+    ``fetch.store`` returned); a missing or empty file fails it.
     """
     started = time.monotonic()
 
@@ -538,13 +650,9 @@ def ssh_command_run(
     bad = [key for key in full_env if not ENV_NAME.match(key)]
     if bad:
         return finish("error", f"{name} cannot run: “{bad[0]}” is not a variable name.")
-    if fetch is not None and (
-        not posixpath.isabs(fetch.path)
-        or posixpath.normpath(fetch.path) != fetch.path
-        or not posixpath.basename(fetch.folder).startswith("mycelia-")
-    ):
-        return finish("error", f"{name} cannot run: {fetch.path} is not a file in a folder of "
-                               "its own on the host.")  # fmt: skip
+    folder, problem = _run_folder(scratch, upload, fetch)
+    if problem:
+        return finish("error", f"{name} cannot run: {problem}")
     if should_stop is not None and should_stop():
         return finish("cancelled", f"{name} was stopped on request before it began.")
     try:
@@ -560,45 +668,47 @@ def ssh_command_run(
     ended = False
     code: int | None = None
     sftp: paramiko.SFTPClient | None = None
-    made = False  # the run's folder on the host, made here: removed here, whatever happens
+    keeper: paramiko.Channel | None = None  # while open, the run's folder on the host is kept
     kept: Any = None
-    not_fetched: _NotFetched | None = None
+    not_fetched: _HostFileProblem | None = None
+    not_run: _HostFileProblem | None = None
+    early = ""  # "deadline" or "stopped" while the file was put on the host: nothing ran
     try:
         transport = client.get_transport()
         assert transport is not None
-        if fetch is not None:
-            try:
-                sftp = _make_folder(client, fetch.folder)
-            except _NotFetched as problem:
-                ended = True
-                return finish(problem.outcome, f"{name} was not run: {problem.reason}")
-            made = True
-        channel = transport.open_session(timeout=min(timeout_s, CONNECT_TIMEOUT_S))
-        channel.exec_command(
-            remote_command(
-                argv, cwd=cwd, env=full_env, scratch=fetch.folder if fetch else None,
-                grace_s=kill_grace_s,
+        try:
+            if folder is not None:
+                keeper = _keeper_start(client, folder, min(timeout_s, CONNECT_TIMEOUT_S))
+            if upload is not None or fetch is not None:
+                sftp = _open_sftp(client, "put its file there" if upload else "bring its file back")
+            if upload is not None and sftp is not None:
+                early = _upload(sftp, upload, started + timeout_s, should_stop)
+        except _HostFileProblem as refused:
+            not_run = refused
+        if not_run is None and not early:
+            channel = transport.open_session(timeout=min(timeout_s, CONNECT_TIMEOUT_S))
+            channel.exec_command(
+                remote_command(argv, cwd=cwd, env=full_env, scratch=folder, grace_s=kill_grace_s)
             )
-        )  # fmt: skip
-        # The channel's stdin stays open and silent: the command reads /dev/null, the wrapper's
-        # watchdog reads this, and its end (the connection dropped) stops everything.
-        ending = _pump(channel, output, stderr, started + timeout_s, should_stop)
-        if ending in ("deadline", "stopped"):
-            _await_pid(channel, output, stderr, wait_s=CONNECT_TIMEOUT_S)
-            kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s, run_mark)
-            _drain(channel, output, stderr, wait_s=kill_grace_s + 1)
-        elif ending == "exited" and stderr.pgid is not None:
-            _drain(channel, output, stderr, wait_s=0)
-            # stragglers do not outlive it, nor write into its file while it is read back
-            _remote_kill(client, stderr.pgid, kill_grace_s, run_mark)
-        else:
-            _drain(channel, output, stderr, wait_s=0)
-        code = channel.exit_status if channel.exit_status_ready() else None
-        if sftp is not None and fetch is not None and ending == "exited" and code == 0:
-            try:
-                kept = _fetch(sftp, fetch, name)
-            except _NotFetched as problem:
-                not_fetched = problem
+            # The channel's stdin stays open and silent: the command reads /dev/null, the
+            # wrapper's watchdog reads this, and its end (the connection dropped) stops all.
+            ending = _pump(channel, output, stderr, started + timeout_s, should_stop)
+            if ending in ("deadline", "stopped"):
+                _await_pid(channel, output, stderr, wait_s=CONNECT_TIMEOUT_S)
+                kill_problem = _remote_kill(client, stderr.pgid, kill_grace_s, run_mark)
+                _drain(channel, output, stderr, wait_s=kill_grace_s + 1)
+            elif ending == "exited" and stderr.pgid is not None:
+                _drain(channel, output, stderr, wait_s=0)
+                # stragglers do not outlive it, nor write into its file while it is read back
+                _remote_kill(client, stderr.pgid, kill_grace_s, run_mark)
+            else:
+                _drain(channel, output, stderr, wait_s=0)
+            code = channel.exit_status if channel.exit_status_ready() else None
+            if sftp is not None and fetch is not None and ending == "exited" and code == 0:
+                try:
+                    kept = _fetch(sftp, fetch, name)
+                except _HostFileProblem as problem:
+                    not_fetched = problem
         ended = True
     except (paramiko.SSHException, OSError) as exc:
         ended = True
@@ -612,8 +722,10 @@ def ssh_command_run(
         if sftp is not None:
             with contextlib.suppress(Exception):
                 sftp.close()
-        if made and fetch is not None:
-            left_behind = _remove_folder(client, fetch.folder)
+        if keeper is not None and folder is not None:
+            left_behind = _remove_folder(client, folder)
+            with contextlib.suppress(Exception):
+                keeper.close()
         if not output.truncated:
             output.finish()
         with contextlib.suppress(Exception):
@@ -622,6 +734,15 @@ def ssh_command_run(
     took = _seconds(round((time.monotonic() - started), 1))
     also = f" ({kill_problem})" if kill_problem else ""
     tidy = f" ({left_behind})" if left_behind else ""
+    if not_run is not None:
+        return finish(not_run.outcome, f"{name} was not run: {not_run.reason}{tidy}")
+    if early == "deadline":
+        return finish("timed_out", f"{name} was not run: its file was still on its way to the "
+                                   f"host when the time limit of {_seconds(timeout_s)} "
+                                   f"passed{tidy}")  # fmt: skip
+    if early == "stopped":
+        return finish("cancelled", f"{name} was stopped on request before it began, while its "
+                                   f"file was put on the host{tidy}")  # fmt: skip
     if ending == "deadline":
         return finish("timed_out", f"{name} did not finish within {_seconds(timeout_s)} and was "
                                    f"killed{also}{tidy}", output=output)  # fmt: skip

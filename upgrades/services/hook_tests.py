@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import shutil
 import tempfile
 import time
@@ -173,18 +174,20 @@ class _LiveOutput:
 
 
 def _ssh_dry_run(test: HookTest) -> tuple[str, str, str | None, dict[str, Any]]:
-    """On the hook's host, over SSH: the same dry-run signal, sample values in /tmp there."""
+    """On the hook's host, over SSH: the same dry-run signal, the sample paths in a folder of its
+    own made on the host (mode 700, under /var/tmp as a real run's) and removed afterwards."""
     hook, environment = test.hook, test.hook.environment
     problem = argv_problem(hook.argv)
     if problem:
         return RunStatus.ERROR, problem, "", {}
     if hook.host is None:
         return RunStatus.ERROR, "This SSH hook names no host: choose the host it runs on.", "", {}
-    scratch = f"/tmp/mycelia-dry-run-{test.pk}"
+    output_path = runners.remote_scratch_path("dry-run-output", tag=f"dry-run-{test.pk}")
+    scratch = posixpath.dirname(output_path)
     values = {
         "version": SAMPLE_VERSION,
-        "backup_path": f"{scratch}/sample-backup",
-        "output_path": f"{scratch}/dry-run-output",
+        "backup_path": posixpath.join(scratch, "sample-backup"),
+        "output_path": output_path,
     }
     live = _LiveOutput(test)
     result = runners.ssh_command_run(
@@ -197,6 +200,7 @@ def _ssh_dry_run(test: HookTest) -> tuple[str, str, str | None, dict[str, Any]]:
         on_output=live,
         run_key=f"hook-test-{test.pk}",
         run_mark=f"hook-test-{test.pk}@{timezone.now():%Y%m%dT%H%M%S.%f}",
+        scratch=scratch,
     )
     live.flush()
     measured = {"exit_code": result.exit_code, "duration_ms": result.duration_ms}
