@@ -102,6 +102,7 @@ def _run_hook(
     payload: dict[str, Any] | None = None,
     control: RunControl | None = None,
     fetch: runners.RemoteFetch | None = None,
+    upload: runners.RemoteUpload | None = None,
 ) -> tuple[Outcome, Any]:
     """Carry out one environment operation, as a command or a webhook, as an administrator set it up.
     A webhook carries the attempt's idempotency key; a command gets it as MYCELIA_RUN_KEY,
@@ -152,6 +153,7 @@ def _run_hook(
             run_key=control.key,
             run_mark=control.mark,
             fetch=fetch,
+            upload=upload,
         )
     else:
         result = runners.command_run(
@@ -569,12 +571,18 @@ def _rollback(
     kept = Artifact.objects.filter(
         upgrade_id=run.upgrade_id, path=backup_path, name=run.params.get("backup_name", "")
     ).exclude(storage_name="").first()  # fmt: skip
+    on_host = getattr(_hook(environment, Operation.DB_RESTORE), "mode", "") == HookMode.SSH
     try:
         with _local_backup(kept, backup_path) as local_path:
+            path, upload = local_path, None
+            if on_host:  # the verified copy goes to the hook's host, into a folder of its own
+                path = runners.remote_scratch_path(Path(local_path).name, tag=f"run-{run.pk}")
+                size = kept.size_bytes if kept else Path(local_path).stat().st_size
+                upload = runners.RemoteUpload(path=path, local=local_path, size=size)
             restored, _ = _run_hook(
                 environment, Operation.DB_RESTORE, on_output=on_output,
-                values={"backup_path": local_path}, payload={"backup_path": local_path},
-                control=control,
+                values={"backup_path": path}, payload={"backup_path": path},
+                control=control, upload=upload,
             )  # fmt: skip
     except (storage.ArtifactTampered, FileNotFoundError) as exc:
         gone = f"{run.params.get('backup_name')} is no longer in the artifacts storage."
