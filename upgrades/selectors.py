@@ -46,6 +46,7 @@ from upgrades.models import (
 )
 from upgrades.playbook import FLAG_CLI_DISABLE, FLAG_CLI_ENABLE, OPERATION_BY_COMMAND
 from upgrades.runners import prometheus
+from upgrades.runners import ssh as ssh_runner
 
 
 @dataclass
@@ -726,11 +727,24 @@ def _hook_text(environment, operation: str, values: dict[str, str]) -> str:
         def __missing__(self, key: str) -> str:
             return "{" + key + "}"
 
+    if hook.mode == HookMode.SSH:
+        # The files are on the host: in a folder of the run's own there, made and removed by it.
+        values = {**values, **_host_paths()}
     argv = [str(arg).format_map(_Keep(values)) for arg in hook.argv]
     if hook.mode == HookMode.SSH:
         where = hook.host.login if hook.host else "no host yet (an administrator chooses one)"
         return f"{shlex.join(argv)} on {where}"
     return shlex.join(argv)
+
+
+def _host_paths() -> dict[str, str]:
+    """{output_path} and {backup_path} as a hook on a host gets them (upgrades.runners.ssh): a
+    dump written there and brought back, a backup put there before the restore hook runs."""
+    folder = f"{ssh_runner.REMOTE_SCRATCH_BASE}/mycelia-run-…"
+    return {
+        "output_path": f"{folder}/db-backup-<time>.dump",
+        "backup_path": f"{folder}/<the backup you choose>",
+    }
 
 
 def step_runs_here(step: ChecklistStep, environment, upgrade: Upgrade) -> str:
@@ -744,7 +758,8 @@ def step_runs_here(step: ChecklistStep, environment, upgrade: Upgrade) -> str:
     values = {
         "version": upgrade.version_to or "(no target version)",
         "backup_path": "(the backup you choose)",
-        "output_path": f"{settings.MEDIA_ROOT}/artifacts/upgrade-{upgrade.pk}/db-backup-<time>.dump",
+        # where the worker has the hook write it, before it goes to the artifacts storage
+        "output_path": f"{settings.DATA_DIR}/scratch/upgrade-{upgrade.pk}-run-…/db-backup-<time>.dump",
     }
     if step.kind == StepKind.HTTP_HEALTH:
         url = base + (config.get("path") or environment.health_path)
