@@ -24,6 +24,7 @@ from upgrades.models import (
     EventKind,
     Facts,
     FreezeEvent,
+    HookArgumentError,
     HookMode,
     MonitoringSample,
     MonitoringWindow,
@@ -723,14 +724,13 @@ def _hook_text(environment, operation: str, values: dict[str, str]) -> str:
     if hook.mode == HookMode.WEBHOOK:
         return f"POST {hook.webhook_url}"
 
-    class _Keep(dict):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
-
     if hook.mode == HookMode.SSH:
         # The files are on the host: in a folder of the run's own there, made and removed by it.
         values = {**values, **_host_paths()}
-    argv = [str(arg).format_map(_Keep(values)) for arg in hook.argv]
+    try:
+        argv = hook.argv_filled(values, keep_missing=True)
+    except HookArgumentError as error:
+        return f"Not runnable as set up: {error.message}"
     if hook.mode == HookMode.SSH:
         where = hook.host.login if hook.host else "no host yet (an administrator chooses one)"
         return f"{shlex.join(argv)} on {where}"

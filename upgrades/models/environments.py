@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import string
+from collections.abc import Mapping
+
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from mycelia_ops.errors import BadInput
 from upgrades.runners.prometheus import PrometheusAuth, secret_file_read
 
 
@@ -179,6 +183,43 @@ class EnvironmentOperation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.environment} · {self.get_operation_display()}"
+
+    def argv_filled(self, values: Mapping[str, str], *, keep_missing: bool = False) -> list[str]:
+        """The argument list with its {placeholders} filled from `values`, argument by argument.
+
+        Raises HookArgumentError naming the argument when a brace is unbalanced or a placeholder
+        has no value in this operation (a hook saved before the set-up form checked it, or from
+        the admin); with keep_missing, an unknown placeholder stays as written (for display)."""
+        filled = []
+        for arg in self.argv:
+            parts: list[str] = []
+            try:
+                pieces = list(string.Formatter().parse(str(arg)))
+            except ValueError as error:
+                raise HookArgumentError(
+                    f"The argument “{arg}” has an unbalanced brace ({error}): write {{{{ or }}}} "
+                    "for a brace."
+                ) from None
+            for literal, name, _spec, _conversion in pieces:
+                parts.append(literal)
+                if name is None:
+                    continue
+                if name in values:
+                    parts.append(str(values[name]))
+                elif keep_missing:
+                    parts.append("{" + name + "}")
+                else:
+                    given = ", ".join(f"{{{n}}}" for n in values) or "none"
+                    raise HookArgumentError(
+                        f"The argument “{arg}” names {{{name}}}, which this operation does not "
+                        f"give (it gives {given})."
+                    )
+            filled.append("".join(parts))
+        return filled
+
+
+class HookArgumentError(BadInput):
+    """A hook's argument cannot be filled in; the message says which and why."""
 
 
 class SloMetric(models.TextChoices):

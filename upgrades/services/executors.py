@@ -25,6 +25,7 @@ from upgrades.models import (
     CheckRun,
     Environment,
     EnvironmentOperation,
+    HookArgumentError,
     HookMode,
     Operation,
     RunStatus,
@@ -134,7 +135,17 @@ def _run_hook(
         outcome.output = result.body or ""
         return outcome, result
     # Placeholders are filled per argument: an argument list never goes through a shell.
-    argv = [str(arg).format(**values) for arg in hook.argv]
+    try:
+        argv = hook.argv_filled(values)
+    except HookArgumentError as error:
+        return (
+            Outcome(
+                RunStatus.ERROR,
+                f"The “{label}” hook of {environment.name} was not run: {error.message} "
+                "An administrator corrects it under Set-up.",
+            ),
+            None,
+        )
     if hook.mode == HookMode.SSH:
         # On one of the environment's hosts: the same quoting, limits, output and cancel; the
         # remote process group is stopped over the connection (no local group to record).

@@ -192,7 +192,7 @@ def _ssh_dry_run(test: HookTest) -> tuple[str, str, str | None, dict[str, Any]]:
     live = _LiveOutput(test)
     result = runners.ssh_command_run(
         target=host_target(hook.host),
-        argv=[arg.format(**values) for arg in hook.argv],
+        argv=hook.argv_filled(values),
         cwd=hook.host.working_directory or None,
         env={**{k: str(v) for k, v in environment.command_env.items()}, DRY_RUN_VARIABLE: "1"},
         timeout_s=hook.timeout_seconds,
@@ -237,7 +237,7 @@ def _command_dry_run(test: HookTest) -> tuple[str, str, str | None, dict[str, An
             "backup_path": str(Path(scratch) / "sample-backup"),
             "output_path": str(Path(scratch) / "dry-run-output"),
         }
-        argv = [arg.format(**values) for arg in hook.argv]
+        argv = hook.argv_filled(values)
         pending: list[str] = []
         last_flush = [time.monotonic()]
 
