@@ -38,7 +38,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.views.generic import View
-from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.http import trigger_client_event
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.middleware import SessionRefresh
 from mozilla_django_oidc.views import (
@@ -425,6 +425,8 @@ class SignInCallbackView(OIDCAuthenticationCallbackView):
 
 # What a provider answers a prompt=none request when it would have to ask the person.
 RENEWAL_NEEDS_PERSON = frozenset({"login_required", "interaction_required", "consent_required"})
+# What an htmx request is told when the session is due for renewal (handled in app.js).
+RENEWAL_EVENT = "mycelia:renew-sign-in"
 
 
 class SessionRenewal(SessionRefresh):
@@ -435,8 +437,10 @@ class SessionRenewal(SessionRefresh):
 
     On top of the library: endpoints are discovered, not read from settings (nothing is read
     when the middleware is made, so it sits in MIDDLEWARE whether OIDC is on or not), and an
-    htmx request (a poll, an in-page form) is answered with a full reload of the page instead
-    of a redirect its XMLHttpRequest could not follow to the provider."""
+    htmx GET (a poll) is not followed to the provider, which its XMLHttpRequest could not do:
+    it gets no data and no swap (204) but RENEWAL_EVENT, and static/js/app.js pauses the page's
+    polls with a banner offering to renew. A reload would throw away what the person typed, and
+    fresh data before renewing could show it to someone the provider has removed."""
 
     def __init__(self, get_response: Any) -> None:
         super(SessionRefresh, self).__init__(get_response)
@@ -469,7 +473,7 @@ class SessionRenewal(SessionRefresh):
         if request.session.get("oidc_id_token_expiration", 0) > time.time():
             return None
         if request.headers.get("HX-Request") == "true":
-            return HttpResponseClientRefresh()  # the page's own GET renews the session
+            return trigger_client_event(HttpResponse(status=204), RENEWAL_EVENT)
         try:
             return super().process_request(request)
         except ProviderUnavailable as exc:

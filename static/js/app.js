@@ -195,3 +195,34 @@ document.addEventListener("DOMContentLoaded", () => {
     region.replaceChildren(p);
   });
 })();
+
+// A session due for renewal with the provider (mycelia_ops.oidc.SessionRenewal) answers an
+// htmx GET with no data and the event "mycelia:renew-sign-in": nothing on the page changes, so
+// what the person typed stays. The page's polls pause and a banner offers the renewal; its
+// link is this page's own address, which renews through the provider and comes back here.
+(function () {
+  "use strict";
+  let due = false;
+
+  document.addEventListener("mycelia:renew-sign-in", function () {
+    const region = document.getElementById("renew-sign-in");
+    if (due || !region) return;
+    due = true;
+    const link = document.createElement("a");
+    link.href = window.location.href;
+    link.textContent = "Renew sign-in";
+    const p = document.createElement("p");
+    p.className = "msg renew";
+    p.append(
+      "Your sign-in needs renewing to keep this page live. Live updates are paused until " +
+      "then. Renewing reloads this page: send anything you typed first. ",
+      link,
+    );
+    region.replaceChildren(p);
+  });
+
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const config = event.detail.requestConfig || {};
+    if (due && !config.triggeringEvent) event.preventDefault(); // a poll: paused
+  });
+})();

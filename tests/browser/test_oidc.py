@@ -4,13 +4,19 @@ signature and claims, userinfo and RP-initiated logout all happen for real; noth
 
 from __future__ import annotations
 
+import time
+from importlib import import_module
+
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
+from playwright.sync_api import expect
 
 from mycelia_ops.roles import ADMINISTRATORS, RELEASE_MANAGERS, STAKEHOLDERS
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, drive
 from tests.oidc.helpers import CONTACT, PROVIDER_NAME, use_provider
 from tests.oidc.provider import TestProvider
+from upgrades.models import CheckRun, RunKind, RunStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -189,3 +195,50 @@ def test_local_sign_in__oidc_on__superuser_breaks_glass_others_refused(new_page,
     page.wait_for_selector(".who")
     assert page.inner_text(".who").startswith("root")
     assert provider.requests == []
+
+
+def test_session_renewal__due_while_upgrade_page_polls__banner_typed_text_kept_renews_on_click(
+    new_page, provider, make_upgrade, manager
+):
+    # Given rita, signed in through the provider, on an upgrade page whose runs panel polls
+    upgrade = drive(make_upgrade("minor", title="Mycelia 1.5.0"), manager, to="in_progress")
+    CheckRun.objects.create(
+        upgrade=upgrade, kind=RunKind.CHECK, action="http_check", title="Health check",
+        status=RunStatus.QUEUED,
+    )  # fmt: skip
+    provider.sign_in_as("rita")
+    page = new_page()
+    _sso_sign_in(page)
+    page.wait_for_url("**/upgrades/")
+    page.goto(f"/upgrades/{upgrade.pk}/")
+    assert page.locator("#runs[hx-trigger]").count() == 1
+    # ...typing a reason she has not sent yet
+    reason = page.locator("input[name=reason]:visible").first
+    reason.fill("half typed, not sent")
+    authorized = len(provider.seen("/authorize"))
+
+    # When her sign-in falls due for renewal (the clock of the session, moved) and a poll comes
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME]
+    session = import_module(settings.SESSION_ENGINE).SessionStore(cookie["value"])
+    session["oidc_id_token_expiration"] = 0
+    session.save()
+
+    # Then the banner says so, with the way to renew; the page stays as it was, typing and all
+    banner = page.locator("#renew-sign-in")
+    expect(banner).to_contain_text(
+        "Your sign-in needs renewing to keep this page live.", timeout=15_000
+    )
+    expect(banner).to_contain_text("Live updates are paused")
+    assert reason.input_value() == "half typed, not sent"
+    assert len(provider.seen("/authorize")) == authorized  # nothing went to the provider
+
+    # When she chooses to renew
+    with page.expect_navigation(url=f"**/upgrades/{upgrade.pk}/"):
+        banner.get_by_role("link", name="Renew sign-in").click()
+
+    # Then the page went through the provider and is back, renewed, still signed in as her
+    assert len(provider.seen("/authorize")) == authorized + 1
+    expect(page.locator(".who")).to_contain_text("rita · release manager")
+    expect(banner).to_be_empty()
+    session = import_module(settings.SESSION_ENGINE).SessionStore(cookie["value"])
+    assert session["oidc_id_token_expiration"] > time.time()

@@ -6,12 +6,14 @@ one of tests/oidc/provider.py; the clock is the session's renewal time, set in t
 
 from __future__ import annotations
 
+import json
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from django.contrib.auth.models import User
 
+from mycelia_ops.oidc import RENEWAL_EVENT
 from mycelia_ops.roles import RELEASE_MANAGERS, STAKEHOLDERS
 from tests.oidc.helpers import CONTACT, PROVIDER_NAME, use_provider
 
@@ -104,19 +106,53 @@ def test_session_renewal__removed_from_every_group__refused_signed_out_roles_gon
     assert client.get("/upgrades/").status_code == 302
 
 
-def test_session_renewal__htmx_request__answered_with_a_full_reload(client, oidc):
-    # Given a renewal is due while the page polls a region
+def test_session_renewal__htmx_poll__no_data_no_swap_no_reload_page_told_to_ask(
+    client, oidc, make_upgrade
+):
+    # Given a renewal is due while the upgrade page polls its runs (the person may be typing)
+    upgrade = make_upgrade()
     _signed_in(client, oidc)
+    runs = f"/upgrades/{upgrade.pk}/runs/"
+    assert 'id="runs"' in client.get(runs, headers={"HX-Request": "true"}).content.decode()
     _renewal_due(client)
 
     # When the poll comes in
-    response = client.get("/upgrades/", headers={"HX-Request": "true"})
+    response = client.get(runs, headers={"HX-Request": "true"})
 
-    # Then it is told to reload the page (whose own GET goes through the provider), and no
-    # sign-in was started for the poll itself
-    assert response.status_code == 200
-    assert response["HX-Refresh"] == "true"
+    # Then nothing of the view is sent and nothing on the page is swapped or reloaded (what was
+    # typed stays); the page is told to offer the renewal, and no sign-in was started for it
+    assert response.status_code == 204 and response.content == b""
+    assert "HX-Refresh" not in response and "HX-Redirect" not in response
+    assert json.loads(response["HX-Trigger"]) == {RENEWAL_EVENT: {}}
     assert not client.session.get("oidc_states")
+    assert client.session["oidc_id_token_expiration"] == 0
+
+    # And the page's own GET (the banner's link) still renews through the provider
+    back = _renew(client, f"/upgrades/{upgrade.pk}/")
+    assert back.status_code == 302 and back["Location"] == f"/upgrades/{upgrade.pk}/"
+    assert 'id="runs"' in client.get(runs, headers={"HX-Request": "true"}).content.decode()
+
+
+def test_session_renewal__htmx_form_post_while_due__sent_as_typed_not_held_back(
+    client, oidc, make_upgrade
+):
+    # Given the banner asks rita to renew while she has a reason typed in an in-page form
+    upgrade = make_upgrade()
+    step = upgrade.steps.filter(phase__stage="pre").first()
+    _signed_in(client, oidc)
+    _renewal_due(client)
+
+    # When she sends it first, as the banner suggests
+    response = client.post(
+        f"/upgrades/{upgrade.pk}/steps/{step.pk}/skip/",
+        {"reason": "done by hand last night"},
+        headers={"HX-Request": "true"},
+    )
+
+    # Then it is done (only pages and polls wait for the renewal, never what she sends)
+    assert response.status_code == 200 and "HX-Trigger" not in response
+    step.refresh_from_db()
+    assert step.status == "skipped"
 
 
 def test_session_renewal__not_due_or_local_session__no_detour(client, oidc, manager):
