@@ -46,8 +46,7 @@ from upgrades.models import (
     lifecycle,
 )
 from upgrades.playbook import FLAG_CLI_DISABLE, FLAG_CLI_ENABLE, OPERATION_BY_COMMAND
-from upgrades.runners import prometheus
-from upgrades.runners import ssh as ssh_runner
+from upgrades.runners import prometheus, ssh_files
 
 
 @dataclass
@@ -738,9 +737,9 @@ def _hook_text(environment, operation: str, values: dict[str, str]) -> str:
 
 
 def _host_paths() -> dict[str, str]:
-    """{output_path} and {backup_path} as a hook on a host gets them (upgrades.runners.ssh): a
-    dump written there and brought back, a backup put there before the restore hook runs."""
-    folder = f"{ssh_runner.REMOTE_SCRATCH_BASE}/mycelia-run-…"
+    """{output_path} and {backup_path} as a hook on a host gets them (upgrades.runners.ssh_files):
+    a dump written there and brought back, a backup put there before the restore hook runs."""
+    folder = f"{ssh_files.REMOTE_SCRATCH_BASE}/mycelia-run-…"
     return {
         "output_path": f"{folder}/db-backup-<time>.dump",
         "backup_path": f"{folder}/<the backup you choose>",

@@ -10,8 +10,8 @@ from django.urls import reverse
 
 from tests.upgrades.ssh_server import SshServer, process_gone, sshd_running
 from upgrades.models import EnvironmentHost, EnvironmentOperation, HookTest, SetupEvent
-from upgrades.services import executors, hook_tests, hosts, setup
-from upgrades.services.executors import RunControl
+from upgrades.services import hook_tests, hooks, hosts, setup
+from upgrades.services.hooks import RunControl
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +178,7 @@ def test_run_hook__ssh_hook__runs_on_the_host_and_stops_on_request(staging, admi
         control.stop.set()  # cancel as soon as it speaks
 
     # When a deploy runs it and is cancelled
-    outcome, _ = executors._run_hook(
+    outcome, _ = hooks._run_hook(
         staging, "deploy", on_output=on_output, values={"version": "2.0.0"}, control=control
     )
 

@@ -41,10 +41,11 @@ from upgrades.runners import (
     RemoteUpload,
     SshTarget,
     remote_scratch_path,
-    ssh,
     ssh_command_run,
+    ssh_files,
 )
-from upgrades.runners.ssh import host_key_parse, key_fingerprint, remote_command
+from upgrades.runners.ssh import remote_command
+from upgrades.runners.ssh_connect import host_key_parse, key_fingerprint
 from upgrades.services import hook_tests
 
 
@@ -566,7 +567,7 @@ def test_ssh_command_run__scratch_not_a_folder_of_its_own__refused_before_connec
 _UPLOAD_RUNNER = """
 import json, os, sys
 sys.path.insert(0, os.getcwd())
-from upgrades.runners.ssh import RemoteUpload, SshTarget, ssh_command_run
+from upgrades.runners import RemoteUpload, SshTarget, ssh_command_run
 job = json.loads(os.environ["TEST_SSH_JOB"])
 ssh_command_run(target=SshTarget(**job["target"]), argv=["true"], timeout_s=120,
                 upload=RemoteUpload(path=job["path"], local=job["local"], size=10**9))
@@ -620,7 +621,7 @@ def test_hook_test__ssh_hook_writes_to_output_path__passes_in_a_folder_removed_a
     staging, sshd, tmp_path, monkeypatch
 ):
     # Given a database backup hook on a host that writes its dump to {output_path}
-    monkeypatch.setattr(ssh, "REMOTE_SCRATCH_BASE", str(tmp_path))  # the host's /var/tmp
+    monkeypatch.setattr(ssh_files, "REMOTE_SCRATCH_BASE", str(tmp_path))  # the host's /var/tmp
     host = EnvironmentHost.objects.create(
         environment=staging, address="127.0.0.1", port=sshd.port, user=sshd.user,
         host_key=sshd.host_key_line, private_key_file=str(sshd.client_key),
@@ -655,7 +656,7 @@ def ssh_backup(staging, sshd, settings, tmp_path, monkeypatch):
     """Staging's database backup hook runs on the host: it copies a known dump to
     {output_path}, and says where that was."""
     settings.MEDIA_ROOT = tmp_path / "media"
-    monkeypatch.setattr(ssh, "REMOTE_SCRATCH_BASE", str(tmp_path))  # the host's /var/tmp
+    monkeypatch.setattr(ssh_files, "REMOTE_SCRATCH_BASE", str(tmp_path))  # the host's /var/tmp
     host = EnvironmentHost.objects.create(
         environment=staging, address="127.0.0.1", port=sshd.port, user=sshd.user,
         host_key=sshd.host_key_line, private_key_file=str(sshd.client_key),
@@ -760,7 +761,7 @@ def test_backup__ssh_database_hook_leaves_no_dump__failed_saying_so_no_artifact(
 _RUNNER = """
 import json, os, sys
 sys.path.insert(0, os.getcwd())
-from upgrades.runners.ssh import RemoteFetch, SshTarget, ssh_command_run
+from upgrades.runners import RemoteFetch, SshTarget, ssh_command_run
 job = json.loads(os.environ["TEST_SSH_JOB"])
 ssh_command_run(target=SshTarget(**job["target"]), argv=job["argv"], timeout_s=120,
                 kill_grace_s=0.5, run_mark=job["mark"],

@@ -30,7 +30,7 @@ from upgrades.models import (
     RunStatus,
     Upgrade,
 )
-from upgrades.runners import ssh
+from upgrades.runners import ssh_files
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,7 @@ def on_host(staging, sshd, settings, tmp_path, monkeypatch) -> OnHost:
     settings.MEDIA_ROOT = tmp_path / "media"
     scratch = tmp_path / "host-var-tmp"
     scratch.mkdir()
-    monkeypatch.setattr(ssh, "REMOTE_SCRATCH_BASE", str(scratch))
+    monkeypatch.setattr(ssh_files, "REMOTE_SCRATCH_BASE", str(scratch))
     host = EnvironmentHost.objects.create(
         environment=staging, address="127.0.0.1", port=sshd.port, user=sshd.user,
         host_key=sshd.host_key_line, private_key_file=str(sshd.client_key),

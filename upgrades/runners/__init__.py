@@ -28,14 +28,9 @@ from upgrades.runners.evaluate import (
     status_json_evaluate,
 )
 from upgrades.runners.http import HttpProbeResult, WebhookResult, http_probe, webhook_post
-from upgrades.runners.ssh import (
-    RemoteFetch,
-    RemoteUpload,
-    SshSetupProblem,
-    SshTarget,
-    remote_scratch_path,
-    ssh_command_run,
-)
+from upgrades.runners.ssh import ssh_command_run
+from upgrades.runners.ssh_connect import SshSetupProblem, SshTarget
+from upgrades.runners.ssh_files import RemoteFetch, RemoteUpload, remote_scratch_path
 
 __all__ = [
     "BODY_CAP_BYTES",

@@ -1,12 +1,8 @@
 """Commands run on an environment's host over SSH, as local commands run on the worker: an
 argument list (quoted with ``shlex.join``, never a shell string made of someone's input), a time
 limit, an output cap, live output, cancel, and the remote process group stopped at the limit and
-on request.
-
-Library: paramiko. It is synchronous like every runner here (a worker thread reads, nothing else
-runs an event loop), mature and widely used, and gives exact control of host keys: the
-configured key is the only one known, and ``RejectPolicy`` refuses anything else, so a host is
-never trusted on first use and a changed key fails the run naming both fingerprints.
+on request. The connection and its keys are in ``upgrades.runners.ssh_connect``; the run's files
+on the host (scratch folder, upload, fetch) in ``upgrades.runners.ssh_files``.
 
 How the remote process is found and stopped: sshd starts every command in a session of its own
 (``setsid``), so the wrapper shell's pid is also its process group. The wrapper (see
@@ -15,35 +11,18 @@ with stdout and stderr merged, and keeps a watchdog that reads the channel's std
 limit, on cancel, or when the command exits leaving stragglers, a second channel on the same
 connection runs ``kill -TERM -<pgid>`` and, after the grace, ``kill -KILL``; when the worker dies
 and the connection drops, the watchdog does the same on the host by itself.
-
-Files on the host live in a scratch folder of the run's own (``scratch``, or the folder of
-``upload`` / ``fetch``): made before the command (mode 700, refused if anything is there), removed
-after it whatever happened. A database restore's backup is put there over SFTP (``upload``) and
-its size checked before the command runs; a database backup's dump is read back from there over
-SFTP (``fetch``) once the command has passed, into whatever ``fetch.store`` keeps it in; a dry
-run just gets the folder. All of it on the same connection, with the same verified host key. The
-folder is made by a small "keeper" on a channel of its own that removes it as soon as the
-connection drops, so a worker that dies while a file is on its way leaves nothing behind either.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import errno
-import hashlib
-import os
-import posixpath
 import re
-import secrets
 import select
 import shlex
-import socket
-import stat
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 import paramiko
 
@@ -56,150 +35,26 @@ from upgrades.runners.commands import (
     _last_line,
     _Output,
 )
+from upgrades.runners.ssh_connect import CONNECT_TIMEOUT_S, SshTarget, _connect, _connect_problem
+from upgrades.runners.ssh_files import (
+    RemoteFetch,
+    RemoteUpload,
+    _fetch,
+    _HostFileProblem,
+    _keeper_start,
+    _open_sftp,
+    _remove_folder,
+    _run_folder,
+    _upload,
+)
 
 PID_MARKER = b"mycelia-ssh-pid="
-FILE_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*_FILE$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-KEY_TYPE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp\d+|sk-\S+)$")
-CONNECT_TIMEOUT_S = 15.0
-_UPLOAD_CHUNK = 64 * 1024
-
-
-class SshSetupProblem(ValueError):
-    """A host's settings cannot work (a host key that is not one, a private key not found)."""
-
-
-@dataclass(frozen=True)
-class SshTarget:
-    """Where and as whom to run: what an EnvironmentHost row says, free of Django."""
-
-    address: str
-    port: int
-    user: str
-    host_key: str  # one public key line: "ssh-ed25519 AAAA... [comment]" (known_hosts too)
-    private_key_file: str  # a path on the worker, or the name of a *_FILE variable holding one
-
-    @property
-    def login(self) -> str:
-        address = f"[{self.address}]" if ":" in self.address else self.address
-        return f"{self.user}@{address}:{self.port}"
-
-
-# Where a dump written on a host waits to be read back: a fresh folder of its own (mode 700,
-# named with 64 random bits, so no one can have made it beforehand), removed afterwards.
-# /var/tmp rather than /tmp: on most systems it is on disk, where /tmp may be a small tmpfs.
-REMOTE_SCRATCH_BASE = "/var/tmp"
-
-
-@dataclass(frozen=True)
-class RemoteUpload:
-    """A file of the worker's put on the host over SFTP before the command runs (a backup for a
-    restore hook): ``local`` on the worker, ``path`` on the host (absolute, inside the run's
-    scratch folder, see ``remote_scratch_path``); ``size`` is what it must hold there, else
-    nothing runs."""
-
-    path: str
-    local: str
-    size: int
-
-    @property
-    def folder(self) -> str:
-        return posixpath.dirname(self.path)
-
-
-@dataclass(frozen=True)
-class RemoteFetch:
-    """A file the command writes on the host, read back over SFTP once the command has passed.
-
-    ``path`` is absolute, inside a folder the runner makes before the command and removes after
-    it (see ``remote_scratch_path``); ``store(handle, size)`` reads the open file (``size`` bytes)
-    and returns what it kept, which the result carries as ``fetched``."""
-
-    path: str
-    store: Callable[[IO[bytes], int], Any]
-
-    @property
-    def folder(self) -> str:
-        return posixpath.dirname(self.path)
-
-
-def remote_scratch_path(name: str, *, tag: str, base: str | None = None) -> str:
-    """A path for ``name`` in a folder of its own on the host (under ``base``, by default
-    REMOTE_SCRATCH_BASE), not yet made."""
-    safe_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", tag)[:60]
-    folder = f"mycelia-{safe_tag}-{secrets.token_hex(8)}"
-    return posixpath.join(base or REMOTE_SCRATCH_BASE, folder, name)
 
 
 @dataclass(frozen=True)
 class SshCommandResult(CommandResult):
     fetched: Any = None  # what RemoteFetch.store kept, when the file came back
-
-
-# --- keys --------------------------------------------------------------------------------------
-
-
-def host_key_parse(text: str) -> paramiko.PKey:
-    """The public key in one line of a .pub or known_hosts file; SshSetupProblem otherwise."""
-    parts = (text or "").strip().split()
-    for index, part in enumerate(parts[:-1]):
-        if KEY_TYPE.match(part):
-            try:
-                blob = base64.b64decode(parts[index + 1], validate=True)
-                return paramiko.PKey.from_type_string(part, blob)
-            except Exception as exc:  # noqa: BLE001 - binascii, SSHException, ValueError...
-                raise SshSetupProblem(
-                    f"The host key “{part} {parts[index + 1][:16]}…” is not a valid key ({exc})."
-                ) from None
-    raise SshSetupProblem(
-        "The host key is one line such as “ssh-ed25519 AAAAC3Nz…”, as in the host's "
-        "/etc/ssh/ssh_host_ed25519_key.pub or a known_hosts line (ssh-keyscan prints them)."
-    )
-
-
-def key_fingerprint(key: paramiko.PKey) -> str:
-    """SHA256:… as OpenSSH shows it (ssh-keygen -lf)."""
-    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-    return f"SHA256:{digest}"
-
-
-def private_key_path(source: str, environ: Mapping[str, str] | None = None) -> str:
-    """The file that holds the private key: ``source`` itself, or the path held by the
-    ``*_FILE`` variable it names."""
-    source = (source or "").strip()
-    if FILE_VARIABLE.match(source):
-        value = (os.environ if environ is None else environ).get(source, "").strip()
-        if not value:
-            raise SshSetupProblem(
-                f"The private key's variable {source} is not set on the worker: set it to the "
-                "path of the key file (a mounted secret)."
-            )
-        return value
-    if not source.startswith("/"):
-        raise SshSetupProblem(
-            "The private key is an absolute file path on the worker (e.g. "
-            "/run/secrets/mycelia_ssh_key) or a variable name ending in _FILE."
-        )
-    return source
-
-
-def private_key_load(source: str) -> paramiko.PKey:
-    path = private_key_path(source)
-    try:
-        return paramiko.PKey.from_path(path)
-    except FileNotFoundError:
-        raise SshSetupProblem(
-            f"The private key file {path} does not exist on the worker."
-        ) from None
-    except PermissionError:
-        raise SshSetupProblem(f"The worker may not read the private key file {path}.") from None
-    except paramiko.PasswordRequiredException:
-        raise SshSetupProblem(
-            f"The private key in {path} is protected by a passphrase; the worker needs a key "
-            "without one, kept as a secret file."
-        ) from None
-    except (paramiko.SSHException, ValueError, OSError) as exc:
-        raise SshSetupProblem(f"The file {path} does not hold a private key ({exc}).") from None
 
 
 # --- the remote command ------------------------------------------------------------------------
@@ -369,227 +224,6 @@ def _drain(channel: paramiko.Channel, output: _Output, stderr: _Stderr, wait_s: 
     if stderr.pending:
         output.take(stderr.pending)
         stderr.pending = b""
-
-
-def _connect(target: SshTarget, timeout_s: float) -> paramiko.SSHClient:
-    """A connection that trusts only the configured host key. Raises SshSetupProblem for the
-    settings, paramiko/socket errors for the connection."""
-    known = host_key_parse(target.host_key)
-    pkey = private_key_load(target.private_key_file)
-    client = paramiko.SSHClient()
-    name = target.address if target.port == 22 else f"[{target.address}]:{target.port}"
-    client.get_host_keys().add(name, known.get_name(), known)
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    try:
-        client.connect(
-            hostname=target.address,
-            port=target.port,
-            username=target.user,
-            pkey=pkey,
-            timeout=timeout_s,
-            banner_timeout=timeout_s,
-            auth_timeout=timeout_s,
-            channel_timeout=timeout_s,
-            allow_agent=False,
-            look_for_keys=False,
-        )
-    except BaseException:
-        client.close()
-        raise
-    transport = client.get_transport()
-    assert transport is not None
-    transport.set_keepalive(15)
-    return client
-
-
-def _connect_problem(target: SshTarget, exc: BaseException) -> tuple[Outcome, str]:
-    where = target.login
-    if isinstance(exc, SshSetupProblem):
-        return "error", str(exc)
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return "error", (
-            f"The host key of {where} has changed: it showed {exc.key.get_name()} "
-            f"{key_fingerprint(exc.key)}, the set-up expects {exc.expected_key.get_name()} "
-            f"{key_fingerprint(exc.expected_key)}. Nothing was run. If the host was rebuilt, "
-            "put its new key on the set-up page; if not, someone may be in between."
-        )
-    if isinstance(exc, paramiko.AuthenticationException):
-        return "error", (
-            f"{where} refused the private key ({exc}): is its public key in "
-            f"~{target.user}/.ssh/authorized_keys on the host?"
-        )
-    if isinstance(exc, socket.timeout | TimeoutError):
-        return "timed_out", f"{where} did not answer in time; nothing was run."
-    text = str(exc)
-    if "host key" in text.lower() or "hostkey" in text.lower():
-        return "error", (
-            f"{where} does not show the host key the set-up expects ({text}); nothing was run. "
-            "Check the host's key type and value on the set-up page."
-        )
-    return "error", f"Cannot connect to {where}: {text or type(exc).__name__}."
-
-
-class _HostFileProblem(Exception):
-    """The run's folder or file on the host did not work out: its outcome and why, in words."""
-
-    def __init__(self, outcome: Outcome, reason: str) -> None:
-        super().__init__(reason)
-        self.outcome, self.reason = outcome, reason
-
-
-# The keeper of a run's scratch folder, on a channel of its own: it makes the folder (mkdir fails
-# if anything is there: the runner removes only what it made), says "made", then reads its stdin
-# until that ends, and removes the folder. The run closes the channel once it has removed the
-# folder itself; when the worker dies instead, the connection drops, sshd closes that stdin, and
-# the keeper removes the folder at once: a backup half uploaded, a dump being read back, nothing
-# stays on the host. It carries no run mark and runs in a session of its own (sshd), so stopping
-# the command never stops it.
-_KEEPER = 'mkdir -m 700 -- "$1" || exit 1; echo made; while read -r _; do :; done; rm -rf -- "$1"'
-
-
-def _keeper_start(client: paramiko.SSHClient, folder: str, wait_s: float) -> paramiko.Channel:
-    """Make the run's folder on the host, kept by a keeper that removes it if the connection
-    drops; the keeper's channel, or _HostFileProblem saying why the folder was not made."""
-    transport = client.get_transport()
-    assert transport is not None
-    said = b""
-    try:
-        channel = transport.open_session(timeout=wait_s)
-        channel.settimeout(wait_s)
-        channel.exec_command(shlex.join(["exec", "sh", "-c", _KEEPER, "mycelia-keeper", folder]))
-        while b"made\n" not in said:
-            chunk = channel.recv(64)
-            if not chunk:
-                break
-            said += chunk
-    except (paramiko.SSHException, OSError) as exc:
-        raise _HostFileProblem("error", f"the folder {folder} could not be made on the host for "
-                                        f"its files ({exc})") from exc  # fmt: skip
-    if b"made\n" in said:
-        return channel
-    why = b""
-    with contextlib.suppress(Exception):
-        while channel.recv_stderr_ready():
-            why += channel.recv_stderr(_READ_CHUNK)
-        channel.close()
-    text = why.decode("utf-8", errors="replace").strip() or "mkdir failed"
-    raise _HostFileProblem("error", f"the folder {folder} could not be made on the host for its "
-                                    f"files ({text})")  # fmt: skip
-
-
-def _open_sftp(client: paramiko.SSHClient, why: str) -> paramiko.SFTPClient:
-    try:
-        return client.open_sftp()
-    except (paramiko.SSHException, OSError) as exc:
-        raise _HostFileProblem(
-            "error",
-            f"the host offers no SFTP to {why} ({exc}; "
-            "is the sftp Subsystem enabled in its sshd_config?)",
-        ) from exc
-
-
-def _upload(
-    sftp: paramiko.SFTPClient,
-    upload: RemoteUpload,
-    deadline: float,
-    should_stop: Callable[[], bool] | None,
-) -> str:
-    """Put the worker's file on the host, streamed chunk by chunk (pipelined writes, never whole
-    in memory), and check its size there. "" when it is there whole; "deadline" or "stopped"
-    when the time limit or a cancel came first; _HostFileProblem when it could not be put."""
-    where = f"{upload.path} on the host"
-    try:
-        with open(upload.local, "rb") as source, sftp.open(upload.path, "wbx") as target:
-            target.set_pipelined(True)
-            for chunk in iter(lambda: source.read(_UPLOAD_CHUNK), b""):
-                target.write(chunk)
-                if should_stop is not None and should_stop():
-                    return "stopped"
-                if time.monotonic() >= deadline:
-                    return "deadline"
-        size = sftp.stat(upload.path).st_size
-    except (OSError, paramiko.SSHException) as exc:
-        raise _HostFileProblem("error", f"its file could not be put at {where} ({exc})") from exc
-    if size != upload.size:
-        raise _HostFileProblem("error", f"{where} holds {size} bytes after the copy, not the "
-                                        f"{upload.size} expected")  # fmt: skip
-    return ""
-
-
-def _fetch(sftp: paramiko.SFTPClient, fetch: RemoteFetch, name: str) -> Any:
-    """Read the command's file back over SFTP and hand it to the store; what the store kept,
-    or _HostFileProblem saying why nothing was kept."""
-    where = f"{fetch.path} on the host"
-    try:
-        attributes = sftp.stat(fetch.path)
-    except OSError as exc:
-        if getattr(exc, "errno", None) == errno.ENOENT:
-            raise _HostFileProblem(
-                "failed",
-                f"{name} passed but wrote no file at {where}: nothing "
-                "was kept (the hook writes its dump to {output_path})",
-            ) from None
-        raise _HostFileProblem("error", f"{name} passed, but {where} could not be read ({exc}): "
-                                   "nothing was kept") from exc  # fmt: skip
-    if not stat.S_ISREG(attributes.st_mode or 0):
-        raise _HostFileProblem(
-            "failed", f"{name} passed, but {where} is not a file: nothing was kept"
-        )
-    size = attributes.st_size or 0
-    if size == 0:
-        raise _HostFileProblem("failed", f"{name} passed, but the file it wrote at {where} is empty: "
-                                    "an empty dump is no backup, nothing was kept")  # fmt: skip
-    try:
-        with sftp.open(fetch.path, "rb") as handle:
-            handle.prefetch(size)  # pipelined reads: it streams, never whole in memory
-            return fetch.store(handle, size)
-    except Exception as exc:  # noqa: BLE001 - the storage or the connection, said in words
-        raise _HostFileProblem(
-            "error",
-            f"{name} passed, but {where} could not be copied into the "
-            f"artifacts storage ({exc}): nothing was kept",
-        ) from exc
-
-
-def _remove_folder(client: paramiko.SSHClient, folder: str) -> str:
-    """Remove the run's scratch folder on the host; "" when done, else why not."""
-    transport = client.get_transport()
-    if transport is None or not transport.is_active():
-        return f"the connection was lost, so {folder} was left on the host"
-    try:
-        channel = transport.open_session(timeout=5)
-        channel.settimeout(30)
-        channel.exec_command(shlex.join(["rm", "-rf", "--", folder]))
-        code = channel.recv_exit_status()
-        channel.close()
-    except (paramiko.SSHException, OSError) as exc:
-        return f"removing {folder} on the host failed ({exc})"
-    return "" if code == 0 else f"removing {folder} on the host failed (rm exited with {code})"
-
-
-def _run_folder(
-    scratch: str | None, upload: RemoteUpload | None, fetch: RemoteFetch | None
-) -> tuple[str | None, str]:
-    """The run's one scratch folder on the host (None without one), or why the paths given
-    cannot be one: each file in the folder, the folder a fresh "mycelia-…" one."""
-
-    def own(folder: str) -> bool:
-        return (
-            posixpath.isabs(folder)
-            and posixpath.normpath(folder) == folder
-            and posixpath.basename(folder).startswith("mycelia-")
-        )
-
-    paths = [item.path for item in (upload, fetch) if item is not None]
-    for path in paths:
-        if posixpath.normpath(path) != path or not own(posixpath.dirname(path)):
-            return None, f"{path} is not a file in a folder of its own on the host."
-    if scratch is not None and not own(scratch):
-        return None, f"{scratch} is not a folder of its own on the host."
-    folders = {posixpath.dirname(path) for path in paths} | ({scratch} if scratch else set())
-    if len(folders) > 1:
-        return None, "its files are not all in the one folder of its own on the host."
-    return (folders.pop() if folders else None), ""
 
 
 def ssh_command_run(

@@ -15,7 +15,7 @@ from django.db import transaction
 
 from mycelia_ops.errors import BadInput, Conflict
 from upgrades.models import Environment, EnvironmentHost, SetupSubject
-from upgrades.runners.ssh import (
+from upgrades.runners.ssh_connect import (
     FILE_VARIABLE,
     SshSetupProblem,
     SshTarget,

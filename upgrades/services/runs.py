@@ -58,7 +58,8 @@ from upgrades.services.checklist import (
     status_move,
     step_complete,
 )
-from upgrades.services.executors import Outcome, RunControl, execute, read_running_version
+from upgrades.services.executors import execute, read_running_version
+from upgrades.services.hooks import Outcome, RunControl
 
 logger = logging.getLogger(__name__)
 
