@@ -31,6 +31,7 @@ from mycelia_ops.errors import BadInput, Conflict
 from upgrades import runners
 from upgrades.models import EnvironmentOperation, HookMode, HookTest, RunStatus
 from upgrades.models.runs import CHANGING_OPERATIONS
+from upgrades.services.hooks import STATUS_BY_OUTCOME
 from upgrades.services.hosts import host_target
 from upgrades.services.setup import argv_problem, hook_label
 
@@ -41,16 +42,6 @@ DRY_RUN_VARIABLE = "MYCELIA_DRY_RUN"
 DRY_RUN_HEADER = "X-Mycelia-Dry-Run"
 SAMPLE_VERSION = "0.0.0-dry-run"
 OUTPUT_FLUSH_SECONDS = 0.5
-STATUS_BY_OUTCOME = {
-    "passed": RunStatus.PASSED,
-    "failed": RunStatus.FAILED,
-    "inconclusive": RunStatus.INCONCLUSIVE,
-    "error": RunStatus.ERROR,
-    "timed_out": RunStatus.TIMED_OUT,
-    "cancelled": RunStatus.CANCELLED,
-}
-
-
 def hook_changes_target(hook: EnvironmentOperation) -> bool:
     return hook.operation in CHANGING_OPERATIONS
 
