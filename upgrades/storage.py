@@ -127,7 +127,8 @@ def artifact_store(*, local_path: Path, upgrade_id: int) -> Stored:
 def artifact_store_stream(*, handle: IO[bytes], size: int, name: str, upgrade_id: int) -> Stored:
     """Stream an open file that is not on this machine (a dump read back from a host over SFTP)
     into the artifacts storage, hashing it on the way; ``size`` is what it should hold. The
-    size and sha256 recorded are those of the bytes that went in."""
+    size and sha256 recorded are those of the bytes that went in; a file that held another
+    size is removed again and refused (OSError), never recorded as a backup."""
     storage = artifacts_storage()
     reader = _HashingReader(handle, size)
     stored = storage.save(f"{PREFIX}/upgrade-{upgrade_id}/{name}", File(reader, name=name))
@@ -140,6 +141,10 @@ def artifact_store_stream(*, handle: IO[bytes], size: int, name: str, upgrade_id
                 hasher.update(chunk)
                 length += len(chunk)
         digest = hasher.hexdigest()
+        if length != size:
+            # A dump cut short (or still growing) is no backup: keep nothing rather than record it.
+            storage.delete(stored)
+            raise OSError(f"the file held {length} bytes where {size} were expected")
     return Stored(
         storage_name=stored, sha256=digest, size_bytes=length, where=_where(storage, stored)
     )

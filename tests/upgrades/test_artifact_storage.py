@@ -6,6 +6,7 @@ one data folder downloads through a web process with another."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import signal
@@ -136,6 +137,20 @@ def test_artifact_store__local_file__streamed_into_bucket_hashed_and_removed(
     assert stored.where == f"s3://{s3_artifacts}/artifacts/upgrade-7/db-backup.dump"
     assert _object(moto, s3_artifacts, stored.storage_name) == content
     assert not local.exists()
+
+
+@pytest.mark.parametrize("held", [1000, 3000], ids=["cut-short", "grew"])
+def test_artifact_store_stream__file_holds_another_size__refused_and_nothing_kept(
+    settings, tmp_path, held
+):
+    # Given a dump read back from a host that says it holds 2,000 bytes but holds another size
+    settings.MEDIA_ROOT = tmp_path / "media"
+    handle = io.BytesIO(os.urandom(held))
+
+    # When it is streamed into the storage, it is refused, and nothing is left to be recorded
+    with pytest.raises(OSError, match=f"held {held} bytes where 2000 were expected"):
+        storage.artifact_store_stream(handle=handle, size=2000, name="db.dump", upgrade_id=3)
+    assert not list((tmp_path / "media").rglob("db*.dump"))
 
 
 def test_artifact_store__same_name_twice__both_kept_under_their_own_names(s3_artifacts, tmp_path):
