@@ -22,7 +22,8 @@ run: $(STAMP)
 # broker database and data folder; xdist_group keeps tests that share a costly fixture on one
 # worker), then the few tests marked serial run alone. Exit code 5 of the second part means
 # "no serial test selected", which is fine.
-TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+# At most 8 workers: each takes a Redis database of its own, and Redis has 16 by default.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -gt 8 ] && n=8; echo $$n)
 test: $(STAMP) $(AXE)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS)
 	$(BIN)/python -m pytest -m serial $(PYTEST_ARGS); code=$$?; [ $$code -eq 0 ] || [ $$code -eq 5 ]

@@ -19,6 +19,11 @@ def _own_redis_db(url: str, number: int) -> str:
     # Worker N uses database base+1+N, so none shares a queue with another or with the base.
     parsed = urlparse(url)
     base = int(parsed.path.strip("/") or 0)
+    if base + 1 + number > 15:
+        raise SystemExit(
+            f"pytest-xdist worker {number} would use Redis database {base + 1 + number}; Redis "
+            "has 16 by default: run fewer workers (TEST_WORKERS) or a lower broker database."
+        )
     return urlunparse(parsed._replace(path=f"/{base + 1 + number}"))
 
 
