@@ -178,6 +178,7 @@ def test_bare_install__no_playbook_yet__release_manager_told_who_loads_it_never_
 
     # Then: both say an administrator loads the playbook under Set-up; no command to run
     assert 'id="no-templates"' in page and "An administrator loads them under Set-up" in page
+    assert 'disabled aria-describedby="no-templates">Create upgrade' in page  # not offered
     assert refused.status_code == 409 and not Upgrade.objects.exists()
     said = refused.content.decode()
     assert "No playbook template exists for minor version upgrades yet" in said
